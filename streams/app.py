@@ -1,0 +1,74 @@
+"""The Faust app: topics -> hot path (core) -> RocksDB table + verdict topics.
+
+Faust owns group membership, partition assignment (the source, repartition and changelog topics
+are co-partitioned because one agent subscribes to both and they have the same partition count),
+changelog recovery, standbys, offset commits and the web server. The decisions go through
+`streams.hotpath` one batch at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from .hotpath import FatalProducerError, HotPath, RocksState, die
+from .processor import InRecord
+from .settings import Settings
+
+log = logging.getLogger("trackguard.app")
+
+
+def faust_settings(settings: Settings) -> dict:
+    return {
+        "broker": "kafka://" + settings.broker.replace(",", ";"),
+        "store": "rocksdb://",
+        "datadir": str(settings.data_dir),
+        "topic_partitions": settings.partitions,
+        "topic_replication_factor": settings.replication,
+        # Tansu (and Kafka) make a joining member wait for about half the session timeout.
+        "broker_session_timeout": settings.session_timeout_s,
+        "broker_heartbeat_interval": settings.heartbeat_interval_s,
+        "key_serializer": "raw",
+        "value_serializer": "raw",  # the table holds orjson bytes; the hot path encodes
+        "consumer_auto_offset_reset": "earliest",
+        "producer_acks": -1,
+        "web_port": settings.web_port,
+        "web_bind": "127.0.0.1" if settings.broker.startswith("127.") else "0.0.0.0",
+    }
+
+
+def create_app(settings: Settings) -> faust.App:
+    app = faust.App(settings.app_id, **faust_settings(settings))
+    app.trackguard_settings = settings  # type: ignore[attr-defined]
+
+    # One record per normalized tracking number: everything the rules need (see core.rules.State).
+    numbers = app.Table("numbers", partitions=settings.partitions, key_type=bytes, value_type=bytes,
+                        help="state per normalized tracking number")
+    submissions = app.topic(settings.topics.submitted, settings.repartition_topic,
+                            key_type=bytes, value_type=bytes, partitions=settings.partitions)
+    hot = HotPath(settings, RocksState(numbers))
+    app.trackguard_hotpath = hot  # type: ignore[attr-defined]
+
+    @app.agent(submissions, name="guard")
+    async def guard(stream: faust.StreamT) -> None:
+        # take_events acks the batch's events only after this body returns for them, i.e. after
+        # the hot path has the changelog and verdicts acknowledged by the broker.
+        async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
+            records = [
+                InRecord(m.topic, m.partition, m.offset, m.key, m.value, round(m.timestamp * 1000))
+                for m in (e.message for e in events)
+            ]
+            try:
+                await hot.process(records)
+            except FatalProducerError as exc:
+                die("the broker stopped taking records; stopping so state and topics cannot drift", exc)
+            except Exception as exc:  # a bug, not bad input: bad input is a verdict, never an exception
+                die("the decision path raised", exc)
+
+    @app.timer(10.0)
+    async def report() -> None:
+        if hot.totals:
+            log.info("decided so far: %s", dict(sorted(hot.totals.items())))
+
+    return app

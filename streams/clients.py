@@ -1,0 +1,120 @@
+"""The tools an ERP team and a downstream consumer use: submit, import, tail.
+
+Submissions are keyed by their normalized tracking number and partitioned with murmur2, so the
+worker decides them in place with no re-keying hop.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+from typing import IO, Iterable, Iterator
+
+import orjson
+from confluent_kafka import Producer
+
+from .core.normalize import normalize_tracking
+from .hotpath import producer_config
+from .kafka import consumer
+from .settings import Settings
+
+CSV_COLUMNS = ("event_id", "license_id", "store_id", "order_id", "carrier_code", "tracking_no", "shipped_at", "source")
+
+
+def submission_key(event: dict) -> bytes | None:
+    number = event.get("tracking_no")
+    return normalize_tracking(number).encode() if isinstance(number, str) and number.strip() else None
+
+
+class Publisher:
+    """An idempotent producer of submissions (librdkafka retries never duplicate a record)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.topic = settings.topics.submitted
+        self.producer = Producer(producer_config(settings, **{"client.id": "trackguard-publisher"}))
+        self.errors: list[str] = []
+
+    def _on_delivery(self, err, _msg) -> None:
+        if err is not None:
+            self.errors.append(str(err))
+
+    def send(self, event: dict | bytes, key: bytes | None = None, timestamp_ms: int | None = None) -> None:
+        value = event if isinstance(event, bytes) else orjson.dumps(event)
+        if key is None and isinstance(event, dict):
+            key = submission_key(event)
+        kwargs = {"timestamp": timestamp_ms} if timestamp_ms else {}
+        while True:
+            try:
+                self.producer.produce(self.topic, value, key, on_delivery=self._on_delivery, **kwargs)
+                break
+            except BufferError:
+                self.producer.poll(0.1)
+        self.producer.poll(0)
+
+    def flush(self, timeout: float = 60.0) -> None:
+        left = self.producer.flush(timeout)
+        if left or self.errors:
+            raise RuntimeError(f"{left} records not delivered; errors: {self.errors[:3]}")
+
+
+def read_events(path: Path) -> Iterator[dict]:
+    """CSV (with a header row) or JSON Lines, chosen by the file's extension."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        if path.suffix.lower() == ".csv":
+            for row in csv.DictReader(fh):
+                yield {k: v for k, v in row.items() if v not in (None, "")}
+        else:
+            for line in fh:
+                if line.strip():
+                    yield json.loads(line)
+
+
+def import_file(settings: Settings, path: Path, out: IO = sys.stderr) -> int:
+    events = list(read_events(path))
+    pub = Publisher(settings)
+    total = len(events)
+    for i, event in enumerate(events, 1):
+        pub.send(event)
+        if i % 500 == 0 or i == total:
+            _progress(out, i, total)
+    pub.flush()
+    out.write("\n")
+    return total
+
+
+def _progress(out: IO, done: int, total: int, width: int = 30) -> None:
+    filled = width * done // max(total, 1)
+    out.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+    out.flush()
+
+
+def tail(settings: Settings, *, as_json: bool, from_beginning: bool, out: IO = sys.stdout,
+         topics: Iterable[str] | None = None, max_s: float | None = None) -> None:
+    """Follow the verdict topics; one line per verdict."""
+    c = consumer(settings, group=None, **{"auto.offset.reset": "earliest" if from_beginning else "latest"})
+    c.subscribe(list(topics or settings.topics.verdicts))
+    end = time.monotonic() + max_s if max_s else None
+    try:
+        while end is None or time.monotonic() < end:
+            for msg in c.consume(500, 0.5):
+                if msg.error():
+                    continue
+                if as_json:
+                    out.write(msg.value().decode() + "\n")
+                else:
+                    out.write(format_verdict(orjson.loads(msg.value())) + "\n")
+            out.flush()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        c.close()
+
+
+def format_verdict(v: dict) -> str:
+    where = f"{v.get('license_id')}/{v.get('store_id')}/{v.get('order_id')}"
+    extra = f" until {v['frozen_until']}" if v.get("frozen_until") else ""
+    replay = " (replay)" if v.get("replay") else ""
+    return f"{v.get('decided_at')}  {v['verdict']:<9} {v['reason']:<24} {v.get('carrier_code')} {v.get('tracking_no')}  {where}{replay}{extra}"

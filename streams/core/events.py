@@ -1,0 +1,140 @@
+"""Rule 1: turn the raw bytes of a submission into a normalized `Submission`, or a `Rejection`.
+
+Pure: the caller passes in the event time, the carrier book and the limits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from .carriers import CarrierBook
+from .normalize import format_ms, is_clean_tracking, normalize_tracking, parse_rfc3339_ms
+
+REQUIRED = ("event_id", "license_id", "store_id", "order_id", "carrier_code", "tracking_no", "shipped_at")
+SOURCES = frozenset({"api", "erp", "manual"})
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Input limits (config: [limits]). Anything beyond them is `invalid`, never a crash."""
+
+    max_event_bytes: int = 16_384
+    max_field_chars: int = 128  # event_id, license_id, store_id, order_id (spec: event_id 1-128)
+    max_carrier_chars: int = 32
+    max_tracking_chars: int = 40  # after normalization; the longest real formats are 34
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A valid, normalized submission. `now_ms` is the Kafka timestamp: the rules' clock."""
+
+    event_id: str
+    license_id: str
+    store_id: str
+    order_id: str
+    carrier_code: str
+    tracking_no: str
+    shipped_ms: int
+    source: str | None
+    now_ms: int
+    carrier_known: bool = True
+
+    @property
+    def shipped_at(self) -> str:
+        return format_ms(self.shipped_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a submission is `invalid`: `reason` is machine-readable and names the field."""
+
+    reason: str
+    error: str
+    fields: dict[str, Any]  # whatever could be read, echoed in the dead-letter verdict
+
+
+def _text_field(obj: dict, name: str, limit: int) -> str | Rejection:
+    value = obj.get(name)
+    if value is None:
+        return Rejection(f"MISSING_FIELD:{name}", f"field '{name}' is missing", {})
+    if not isinstance(value, str):
+        return Rejection(f"BAD_TYPE:{name}", f"field '{name}' must be a string, got {type(value).__name__}", {})
+    value = value.strip()
+    if not value:
+        return Rejection(f"MISSING_FIELD:{name}", f"field '{name}' is empty", {})
+    if len(value) > limit:
+        return Rejection(f"TOO_LONG:{name}", f"field '{name}' has {len(value)} characters, at most {limit}", {})
+    if not value.isprintable():
+        return Rejection(f"BAD_CHARS:{name}", f"field '{name}' holds control characters", {})
+    return value
+
+
+def parse_submission(raw: bytes | None, now_ms: int, carriers: CarrierBook, limits: Limits) -> Submission | Rejection:
+    """Rule 1 of the spec, field by field, in a fixed order so the reason is deterministic."""
+    if raw is None:
+        return Rejection("EMPTY_MESSAGE", "the message has no value", {})
+    if len(raw) > limits.max_event_bytes:
+        return Rejection("TOO_LARGE", f"event is {len(raw)} bytes, at most {limits.max_event_bytes}", {})
+    try:
+        obj = orjson.loads(raw)  # rejects invalid UTF-8, NaN and nesting deeper than 1024
+    except orjson.JSONDecodeError as exc:
+        reason = "BAD_ENCODING" if "utf-8" in str(exc).lower() else "MALFORMED_JSON"
+        return Rejection(reason, f"not valid JSON: {exc}", {})
+    if not isinstance(obj, dict):
+        return Rejection("NOT_AN_OBJECT", f"event must be a JSON object, got {type(obj).__name__}", {})
+    echo = {k: obj[k] for k in REQUIRED if isinstance(obj.get(k), str) and len(obj[k]) <= 256}
+
+    values: dict[str, str] = {}
+    for name in REQUIRED:
+        limit = (
+            limits.max_carrier_chars if name == "carrier_code"
+            else 64 if name == "shipped_at"
+            else 4 * limits.max_tracking_chars if name == "tracking_no"  # raw form may hold separators
+            else limits.max_field_chars
+        )
+        value = _text_field(obj, name, limit)
+        if isinstance(value, Rejection):
+            return Rejection(value.reason, value.error, echo)
+        values[name] = value
+
+    source = obj.get("source")
+    if source is not None and source not in SOURCES:
+        return Rejection("BAD_VALUE:source", f"source must be one of {sorted(SOURCES)}", echo)
+
+    tracking = normalize_tracking(values["tracking_no"])
+    if not tracking:
+        return Rejection("MISSING_FIELD:tracking_no", "tracking_no is empty after normalization", echo)
+    if len(tracking) > limits.max_tracking_chars:
+        return Rejection("TOO_LONG:tracking_no", f"tracking_no has {len(tracking)} characters, at most {limits.max_tracking_chars}", echo)
+    if not is_clean_tracking(tracking):
+        return Rejection("BAD_CHARS:tracking_no", "tracking_no may hold only letters and digits", echo)
+
+    try:
+        shipped_ms = parse_rfc3339_ms(values["shipped_at"])
+    except ValueError as exc:
+        return Rejection("BAD_TIME:shipped_at", f"shipped_at is not RFC 3339 with an offset: {exc}", echo)
+
+    carrier = carriers.canonical(values["carrier_code"])
+    if not carrier:
+        return Rejection("MISSING_FIELD:carrier_code", "carrier_code is empty after normalization", echo)
+    problem = carriers.validate(carrier, tracking)
+    if problem is not None:
+        echo = {**echo, "carrier_code": carrier, "tracking_no": tracking}
+        detail = "fails its carrier's check digit" if problem == "BAD_CHECK_DIGIT" else "fits no format of its carrier"
+        return Rejection(problem if problem == "BAD_CHECK_DIGIT" else f"{problem}:tracking_no", f"tracking_no {tracking} {detail}", echo)
+
+    return Submission(
+        event_id=values["event_id"],
+        license_id=values["license_id"],
+        store_id=values["store_id"],
+        order_id=values["order_id"],
+        carrier_code=carrier,
+        tracking_no=tracking,
+        shipped_ms=shipped_ms,
+        source=source,
+        now_ms=now_ms,
+        carrier_known=carriers.is_known(carrier),
+    )

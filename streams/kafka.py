@@ -1,0 +1,96 @@
+"""Thin confluent-kafka helpers shared by the worker, the CLI clients, the demo and the tests."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterator
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from .settings import Settings
+
+
+def all_topics(settings: Settings) -> list[str]:
+    t = settings.topics
+    return [t.submitted, settings.repartition_topic, *t.verdicts, t.commands, t.command_results, t.alerts]
+
+
+def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
+    """Create the app's topics with `settings.partitions` partitions; refuse a mismatch.
+
+    The source, repartition and changelog topics must have the same partition count: a number's
+    state lives on the partition its key hashes to in all of them.
+    """
+    admin = AdminClient({"bootstrap.servers": settings.broker})
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            existing = admin.list_topics(timeout=5).topics
+            break
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    missing = [name for name in all_topics(settings) if name not in existing]
+    for name in (settings.topics.submitted, settings.repartition_topic):
+        if name in existing and len(existing[name].partitions) != settings.partitions:
+            raise SystemExit(
+                f"topic {name} has {len(existing[name].partitions)} partitions, the app is configured "
+                f"for {settings.partitions}: set [kafka].partitions (TRACKGUARD_PARTITIONS) to match"
+            )
+    if missing:
+        futures = admin.create_topics(
+            [NewTopic(name, settings.partitions, settings.replication) for name in missing], operation_timeout=10
+        )
+        for name, future in futures.items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                if exc.args[0].code() != 36:  # TOPIC_ALREADY_EXISTS: another worker won the race
+                    raise
+
+
+def consumer(settings: Settings, group: str | None = None, **extra: Any) -> Consumer:
+    config = {
+        "bootstrap.servers": settings.broker,
+        "group.id": group or f"{settings.app_id}-reader-{time.time_ns()}",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": group is not None,
+        "session.timeout.ms": 6000,  # see NOTES: a 45 s session makes a group join take ~23 s
+        "fetch.wait.max.ms": 50,
+        **extra,
+    }
+    return Consumer(config)
+
+
+def read_topics(settings: Settings, topics: list[str], *, until_idle_s: float = 2.0, max_s: float = 60.0,
+                expect: int | None = None) -> Iterator[Any]:
+    """Read every record of `topics` from the start without a group (assign, not subscribe).
+
+    Stops when `expect` records were read, or nothing arrived for `until_idle_s`, or after `max_s`.
+    Records are counted by reading them: Tansu's watermarks are not to be trusted (NOTES).
+    """
+    c = consumer(settings)
+    md = c.list_topics(timeout=10)
+    c.assign([TopicPartition(t, p, 0) for t in topics for p in md.topics[t].partitions])
+    seen = 0
+    last = time.monotonic()
+    deadline = last + max_s
+    try:
+        while time.monotonic() < deadline:
+            msgs = c.consume(1000, 0.2)
+            now = time.monotonic()
+            for m in msgs:
+                if m.error():
+                    continue
+                seen += 1
+                yield m
+            if msgs:
+                last = now
+            if expect is not None and seen >= expect:
+                return
+            if expect is None and now - last > until_idle_s:
+                return
+    finally:
+        c.close()
