@@ -12,8 +12,7 @@ import logging
 
 import faust
 
-from .hotpath import FatalProducerError, HotPath, RocksState, die
-from .processor import InRecord
+from .hotpath import HotPath, RocksState, die, install
 from .settings import Settings
 
 log = logging.getLogger("trackguard.app")
@@ -52,19 +51,12 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.agent(submissions, name="guard")
     async def guard(stream: faust.StreamT) -> None:
-        # take_events acks the batch's events only after this body returns for them, i.e. after
-        # the hot path has the changelog and verdicts acknowledged by the broker.
-        async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
-            records = [
-                InRecord(m.topic, m.partition, m.offset, m.key, m.value, round(m.timestamp * 1000))
-                for m in (e.message for e in events)
-            ]
-            try:
-                await hot.process(records)
-            except FatalProducerError as exc:
-                die("the broker stopped taking records; stopping so state and topics cannot drift", exc)
-            except Exception as exc:  # a bug, not bad input: bad input is a verdict, never an exception
-                die("the decision path raised", exc)
+        # This agent only declares the subscription (and so the co-partitioned assignment): the
+        # hot path takes these topics' records straight from the consumer, in batches.
+        async for event in stream.events():
+            die(f"a submission reached the Faust stream, so the hot path is not installed: {event.message.tp}")
+
+    install(app, hot, {settings.topics.submitted, settings.repartition_topic})
 
     @app.timer(10.0)
     async def report() -> None:

@@ -1,7 +1,10 @@
 """The batched hot path: the one module that goes below Faust's public API.
 
-Faust keeps doing group membership, partition assignment, changelog recovery, standbys and offset
-commits. Per batch of submissions this module:
+Faust keeps doing group membership, partition assignment, changelog recovery, standbys, offset
+commits and the web server. What it does not do here is deliver our submissions one message at a
+time: `install()` replaces its consumer's drain loop so that, for the hot topics, each fetch goes
+to the hot path as one batch, with no per-message Event, channel queue, task or ack call.
+Per batch the hot path:
 
 1. reads state straight from the table's RocksDB partition (`Store._db_for_partition`),
 2. runs the processor (pure rules) over the whole batch,
@@ -9,13 +12,20 @@ commits. Per batch of submissions this module:
 4. produces verdicts, forwards and one changelog record per changed key with a confluent-kafka
    producer (C batching, ~1 µs a record instead of Faust's per-message send path),
 5. waits until the broker acknowledged *all* of them, records the changelog offsets as the
-   store's persisted offsets, and only then returns, so that Faust acks the source events and
-   may commit their offsets. The changelog is always written before the source offset commits.
+   store's persisted offsets, and only then marks the source offsets acked, so that Faust's
+   commit can never pass a record whose changelog and verdict are not written.
 
-Internals used (checked by tests/test_hotpath_pins.py against the pinned faust-streaming):
-`faust.stores.rocksdb.Store._db_for_partition`, `Store.set_persisted_offset`,
-`Store.offset_key`, `Table.changelog_topic`, raw rocksdict WriteBatch; the changelog value
-format is the table's raw bytes, which is what `Store.apply_changelog_batch` restores.
+Why not Faust's own stream (`take_events`): besides costing ~4x in per-message overhead, on
+faust-streaming 0.15.3 a worker that restored a table from its changelog and then resumed its
+streams silently stopped delivering fetched messages to the agent (measured: all 1,200 records
+fetched, ~630 decided, the rest never; see docs/DESIGN.md). Without channel queues there is
+nothing to lose between fetch and decision.
+
+Internals used, checked by tests/test_hotpath_pins.py against the pinned faust-streaming:
+`Consumer._drain_messages` (replaced), `_wait_next_records`, `_read_offset`, `_committed_offset`,
+`_acked`, `_acked_index`, `_n_acked`, `_commit_every`, `_add_gap`, `_to_message`, `callback`,
+`flow_active`; `Store._db_for_partition`, `Store.set_persisted_offset`; `Table.changelog_topic`.
+The changelog value format is the table's raw bytes, which `Store.apply_changelog_batch` restores.
 """
 
 from __future__ import annotations
@@ -46,6 +56,7 @@ def producer_config(settings: Settings, **extra: Any) -> dict:
         "enable.idempotence": True,  # no duplicates from the producer's own retries
         "delivery.timeout.ms": 30_000,  # a broker gone for 30 s is fatal, not a silent stall
         "queue.buffering.max.messages": 1_000_000,
+        "log.connection.close": False,  # idle connections closed by the broker are not news
         **extra,
     }
 
@@ -132,13 +143,24 @@ class HotPath:
             for key, value in items.items():
                 self._produce(produce, topic, value, key, {"partition": partition, "on_delivery": on_changelog})
 
+        await self._flush(errors)
+        if result.state_writes:
+            # Tansu 0.6 reports a partition's high watermark as the base offset of its last record
+            # batch + 1, not its last offset + 1, and Faust's recovery reads a changelog only up to
+            # that watermark: records in the tail of a multi-record batch would not be restored.
+            # Re-writing each partition's last record alone, as a batch of one, after the flush
+            # makes the watermark exact. Restoring a record twice is harmless (same key, same value).
+            for partition, items in result.state_writes.items():
+                key = next(reversed(items))
+                self._produce(produce, topic, items[key], key, {"partition": partition, "on_delivery": on_changelog})
+            await self._flush(errors)
+        return changelog_offsets
+
+    async def _flush(self, errors: list) -> None:
         # flush() blocks, so it runs in a thread: the event loop keeps heartbeating meanwhile.
         remaining = await asyncio.get_running_loop().run_in_executor(None, self.producer.flush, 60.0)
         if remaining or errors:
-            raise FatalProducerError(
-                f"broker did not acknowledge {remaining} records; errors: {errors[:3]}"
-            )
-        return changelog_offsets
+            raise FatalProducerError(f"broker did not acknowledge {remaining} records; errors: {errors[:3]}")
 
     def _produce(self, produce: Any, topic: str, value: bytes, key: bytes | None, kwargs: dict) -> None:
         try:
@@ -147,6 +169,97 @@ class HotPath:
             # Local queue full: let librdkafka drain, then try once more.
             self.producer.poll(0.5)
             produce(topic, value, key, **kwargs)
+
+
+def install(app: Any, hot: "HotPath", hot_topics: set[str]) -> None:
+    """Make the app's consumer hand whole fetches of `hot_topics` to `hot`; call before the worker starts."""
+    import faust
+
+    if faust.__version__ not in FAUST_VERSIONS:
+        raise RuntimeError(f"streams.hotpath was written for faust-streaming {FAUST_VERSIONS}, "
+                           f"found {faust.__version__}: re-check its internals (tests/test_hotpath_pins.py)")
+    transport = app.transport
+    transport.Consumer = type("HotPathConsumer", (transport.Consumer,), {
+        "_drain_messages": _drain_messages, "hot": hot, "hot_topics": frozenset(hot_topics),
+    })
+
+
+async def _drain_messages(self: Any, fetcher: Any) -> None:
+    """Replacement for faust's `Consumer._drain_messages` (0.15.3), batching the hot topics.
+
+    Mirrors the original's bookkeeping: read offsets (records at or past them only), gaps in
+    offsets, `commit_every`. Records of other topics (changelogs during recovery, standbys) take
+    Faust's own per-message path unchanged.
+    """
+    callback = self.callback
+    consumer_should_stop = self._stopped.is_set
+    fetcher_should_stop = fetcher._stopped.is_set
+    read_offset = self._read_offset
+    hot, hot_topics = self.hot, self.hot_topics
+    try:
+        while not (consumer_should_stop() or fetcher_should_stop()):
+            await self.sleep(0)
+            records, _active = await self._wait_next_records(1.0)
+            if not records or self.should_stop or not self.flow_active:
+                continue
+            generation = self.app.consumer_generation_id
+            batch: list[InRecord] = []
+            taken: dict[Any, list[int]] = {}
+            for tp, recs in records.items():
+                r_offset = read_offset[tp]
+                if tp.topic in hot_topics:
+                    offsets = taken.setdefault(tp, [])
+                    for r in recs:
+                        if r_offset is None or r.offset >= r_offset:
+                            batch.append(InRecord(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp))
+                            offsets.append(r.offset)
+                else:
+                    for r in recs:
+                        if r_offset is None or r.offset >= r_offset:
+                            await self.wait_first(callback(self._to_message(tp, r)), self.suspend_flow.wait())
+                            read_offset[tp] = r.offset
+            if not batch:
+                continue
+            # Shielded: a rebalance cancels this loop, but a batch whose state is already in RocksDB
+            # must also reach the changelog, or the local store would hold what the topic lacks.
+            await asyncio.shield(hot.process(batch))
+            if generation != self.app.consumer_generation_id:
+                continue  # assignment changed meanwhile: don't ack; the new owner re-reads (replays)
+            for tp, offsets in taken.items():
+                if offsets:
+                    await _ack_offsets(self, tp, offsets)
+                    read_offset[tp] = offsets[-1]
+            if self._commit_every is not None and self._n_acked >= self._commit_every:
+                self._n_acked = 0
+                await self.commit()
+    except self.consumer_stopped_errors:
+        if self.transport.app.should_stop:
+            return
+        raise
+    except asyncio.CancelledError:
+        if self.transport.app.should_stop:
+            return
+        raise
+    except FatalProducerError as exc:
+        die("the broker stopped taking records; stopping so state and topics cannot drift", exc)
+    except Exception as exc:  # a bug, not bad input: bad input is a verdict, never an exception
+        die("the decision path raised", exc)
+
+
+async def _ack_offsets(self: Any, tp: Any, offsets: list[int]) -> None:
+    """`Consumer.ack` for a run of offsets, without a Message object per record."""
+    committed = self._committed_offset[tp]
+    acked_index, acked = self._acked_index[tp], self._acked[tp]
+    previous = acked[-1] if acked else None
+    for offset in offsets:
+        if committed is not None and offset < committed or offset in acked_index:
+            continue
+        if previous is not None and offset - previous > 1:
+            await self._add_gap(tp, previous + 1, offset - 1)  # e.g. transaction markers on Kafka
+        acked_index.add(offset)
+        acked.append(offset)
+        previous = offset
+        self._n_acked += 1
 
 
 def die(message: str, exc: BaseException | None = None) -> None:

@@ -59,6 +59,7 @@ def consumer(settings: Settings, group: str | None = None, **extra: Any) -> Cons
         "enable.auto.commit": group is not None,
         "session.timeout.ms": 6000,  # see NOTES: a 45 s session makes a group join take ~23 s
         "fetch.wait.max.ms": 50,
+        "log.connection.close": False,
         **extra,
     }
     return Consumer(config)
@@ -94,3 +95,71 @@ def read_topics(settings: Settings, topics: list[str], *, until_idle_s: float = 
                 return
     finally:
         c.close()
+
+
+class VerdictCollector:
+    """Reads the verdict topics from the start in a background thread and indexes the verdicts.
+
+    Used by the demo, the tests and the benchmarks to wait for "every verdict" without sleeping
+    a guessed amount of time.
+    """
+
+    def __init__(self, settings: Settings, topics: list[str] | None = None) -> None:
+        import threading
+
+        self.settings = settings
+        self.topics = topics or list(settings.topics.verdicts)
+        self.verdicts: list[dict] = []
+        self.by_event: dict[str, list[dict]] = {}
+        self.first_ts_ms: int | None = None
+        self.last_ts_ms: int | None = None
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="verdict-collector", daemon=True)
+
+    def start(self) -> "VerdictCollector":
+        ensure_topics(self.settings)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        import orjson
+
+        c = consumer(self.settings)
+        md = c.list_topics(timeout=10)
+        c.assign([TopicPartition(t, p, 0) for t in self.topics for p in md.topics[t].partitions])
+        try:
+            while not self._stop.is_set():
+                msgs = c.consume(1000, 0.1)
+                if not msgs:
+                    continue
+                with self._cond:
+                    for m in msgs:
+                        if m.error():
+                            continue
+                        v = orjson.loads(m.value())
+                        v["_topic"] = m.topic()
+                        ts = m.timestamp()[1]
+                        self.first_ts_ms = ts if self.first_ts_ms is None else min(self.first_ts_ms, ts)
+                        self.last_ts_ms = ts if self.last_ts_ms is None else max(self.last_ts_ms, ts)
+                        self.verdicts.append(v)
+                        self.by_event.setdefault(v.get("event_id"), []).append(v)
+                    self._cond.notify_all()
+        finally:
+            c.close()
+
+    def wait_for(self, predicate, timeout: float = 60.0) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: predicate(self), timeout)
+
+    def wait_count(self, n: int, timeout: float = 60.0) -> bool:
+        return self.wait_for(lambda s: len(s.verdicts) >= n, timeout)
+
+    def verdict(self, event_id: str, timeout: float = 30.0, nth: int = 0) -> dict:
+        if not self.wait_for(lambda s: len(s.by_event.get(event_id, ())) > nth, timeout):
+            raise TimeoutError(f"no verdict for event {event_id!r} within {timeout} s")
+        return self.by_event[event_id][nth]
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
