@@ -39,8 +39,6 @@ def run_demo(events: int = 4000, workdir: Path = Path(".demo"), config: str | No
         print(f"  embedded broker (Tansu, memory only) on {broker.address}")
         settings = settings_mod.load(config, broker=broker.address, data_dir=workdir / "data")
         ensure_topics(settings)
-        worker = WorkerProcess(broker.address, workdir / "data", workdir / "worker.log", config=config).start()
-        print(f"  worker pid {worker.pid}, web port {worker.web_port}, log {workdir / 'worker.log'}")
         collector = VerdictCollector(settings).start()
 
         now_ms = int(time.time() * 1000)
@@ -56,7 +54,13 @@ def run_demo(events: int = 4000, workdir: Path = Path(".demo"), config: str | No
             pub.send(e.value, key=e.store_id.encode() if e.by_store else None, timestamp_ms=e.ts_ms)
         pub.flush()
         sent_s = time.monotonic() - t0
-        print(f"  published {len(sample)} submissions in {sent_s:.2f} s; waiting for the verdicts ...")
+        print(f"  published {len(sample)} submissions in {sent_s:.2f} s")
+        # The worker starts on a full topic, so first-to-last verdict is its throughput on a backlog.
+        t0 = time.monotonic()
+        worker = WorkerProcess(broker.address, workdir / "data", workdir / "worker.log", config=config).start()
+        print(f"  worker pid {worker.pid}, web port {worker.web_port}, log {workdir / 'worker.log'}; waiting for the verdicts ...")
+        collector.wait_count(1, timeout=60)
+        first_verdict_s = time.monotonic() - t0
 
         if not collector.wait_count(len(sample), timeout=120):
             print(f"  only {len(collector.verdicts)} of {len(sample)} verdicts after 120 s; see {workdir / 'worker.log'}")
@@ -78,9 +82,10 @@ def run_demo(events: int = 4000, workdir: Path = Path(".demo"), config: str | No
         print()
         print(_table("carrier", Counter(v.get("carrier_code") for v in verdicts), len(verdicts), limit=12))
         print()
-        print(f"Throughput: {len(verdicts)} verdicts in {total_s:.2f} s from the first publish "
-              f"({len(verdicts) / total_s:,.0f}/s, including ~4 s for the worker to join its group); "
-              f"{len(verdicts) / busy_s:,.0f} events/s from the first verdict to the last.")
+        print(f"Worker start to first verdict: {first_verdict_s:.1f} s (mostly the consumer-group join); "
+              f"all {len(verdicts)} verdicts {total_s:.1f} s after start.")
+        print(f"Throughput on the backlog: {len(verdicts) / busy_s:,.0f} events/s from the first verdict to the last "
+              f"(one worker; verdict timestamps).")
         print()
         print("Where to look next:")
         print(f"  {workdir / 'sample.jsonl'}   the submissions as published")

@@ -1,0 +1,80 @@
+"""The batch processor: routing (decide in place or re-key), state per batch, one write per key."""
+
+from __future__ import annotations
+
+import orjson
+
+from streams import settings as settings_mod
+from streams.partitioning import murmur2, partition_for
+from streams.processor import GuardProcessor, InRecord
+
+SETTINGS = settings_mod.load()
+T = SETTINGS.topics
+NOW = 1_790_000_000_000
+
+
+def event(eid: str, number: str = "RR123456785CN", order: str = "O1") -> bytes:
+    return orjson.dumps({"event_id": eid, "license_id": "L1", "store_id": "S1", "order_id": order,
+                         "carrier_code": "CHINAPOST", "tracking_no": number, "shipped_at": "2026-11-20T08:00:00Z"})
+
+
+def rec(value: bytes, key: bytes | None, *, topic: str = T.submitted, partition: int | None = None, offset: int = 0):
+    if partition is None:
+        partition = partition_for(b"RR123456785CN", SETTINGS.partitions)
+    return InRecord(topic, partition, offset, key, value, NOW)
+
+
+class Store(dict):
+    def read(self, partition, key):
+        return self.get((partition, key))
+
+
+def test_key_is_the_number_on_its_partition_decides_in_place_and_writes_once_per_key():
+    store = Store()
+    result = GuardProcessor(SETTINGS).process(
+        [rec(event("e1"), b"RR123456785CN", offset=0), rec(event("e2", order="O2"), b"RR123456785CN", offset=1)],
+        store.read)
+    assert [(r.topic, orjson.loads(r.value)["reason"]) for r in result.produce] == [
+        (T.accepted, "FIRST_USE"), (T.duplicate, "USED_BY_LICENSE")]
+    p = partition_for(b"RR123456785CN", SETTINGS.partitions)
+    (written,) = result.state_writes[p].values()  # two decisions, one record: the last state
+    assert orjson.loads(written)["blacklist"] == ["L1"]
+
+
+def test_other_keys_are_forwarded_once_with_their_timestamp_to_the_numbers_partition():
+    result = GuardProcessor(SETTINGS).process([rec(event("e1"), b"store-7", partition=0)], Store().read)
+    (fwd,) = result.produce
+    assert (fwd.topic, fwd.key, fwd.timestamp_ms) == (SETTINGS.repartition_topic, b"RR123456785CN", NOW)
+    assert fwd.partition == partition_for(b"RR123456785CN", SETTINGS.partitions)
+    assert not result.state_writes and result.counts["forwarded"] == 1
+    # ...and decided when it comes back on the repartition topic, whatever its key says.
+    back = GuardProcessor(SETTINGS).process([rec(fwd.value, fwd.key, topic=fwd.topic, partition=fwd.partition)],
+                                            Store().read)
+    assert orjson.loads(back.produce[0].value)["verdict"] == "accepted"
+
+
+def test_invalid_bytes_are_a_dead_letter_not_an_exception():
+    result = GuardProcessor(SETTINGS).process([rec(b"\xff\x00garbage", b"k")], Store().read)
+    (dead,) = result.produce
+    assert dead.topic == T.invalid and dead.key == b"k"
+    assert orjson.loads(dead.value)["reason"] == "BAD_ENCODING"
+
+
+def test_replay_writes_nothing():
+    store = Store()
+    proc = GuardProcessor(SETTINGS)
+    first = proc.process([rec(event("e1"), b"RR123456785CN")], store.read)
+    for p, items in first.state_writes.items():
+        for k, v in items.items():
+            store[(p, k)] = v
+    again = proc.process([rec(event("e1"), b"RR123456785CN", offset=1)], store.read)
+    assert orjson.loads(again.produce[0].value)["replay"] is True
+    assert again.state_writes == {}
+
+
+def test_murmur2_matches_kafkas_reference_values():
+    # Values from Kafka's own partitioner tests (Utils.murmur2) and aiokafka's implementation.
+    from aiokafka.partitioner import murmur2 as aiokafka_murmur2
+
+    for key in (b"", b"a", b"ab", b"abc", b"abcd", b"RR123456785CN", "标签".encode()):
+        assert murmur2(key) & 0x7FFFFFFF == aiokafka_murmur2(key) & 0x7FFFFFFF
