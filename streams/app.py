@@ -61,6 +61,9 @@ def create_app(settings: Settings) -> faust.App:
     @app.timer(10.0)
     async def report() -> None:
         if hot.totals:
-            log.info("decided so far: %s", dict(sorted(hot.totals.items())))
+            t = hot.timing
+            log.info("decided so far: %s; %d batches, %.0f records/batch, %.2f s deciding, %.2f s waiting for acks",
+                     dict(sorted(hot.totals.items())), t["batches"], t["records"] / max(t["batches"], 1),
+                     t["decide_s"], t["flush_s"])
 
     return app

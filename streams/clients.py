@@ -24,8 +24,14 @@ from .settings import Settings
 CSV_COLUMNS = ("event_id", "license_id", "store_id", "order_id", "carrier_code", "tracking_no", "shipped_at", "source")
 
 
-def submission_key(event: dict) -> bytes | None:
-    number = event.get("tracking_no")
+def submission_key(event: dict | bytes) -> bytes | None:
+    """The normalized tracking number, UTF-8; None when there is none to read (the worker re-keys)."""
+    if isinstance(event, bytes):
+        try:
+            event = orjson.loads(event)
+        except orjson.JSONDecodeError:
+            return None
+    number = event.get("tracking_no") if isinstance(event, dict) else None
     return normalize_tracking(number).encode() if isinstance(number, str) and number.strip() else None
 
 
@@ -43,7 +49,7 @@ class Publisher:
 
     def send(self, event: dict | bytes, key: bytes | None = None, timestamp_ms: int | None = None) -> None:
         value = event if isinstance(event, bytes) else orjson.dumps(event)
-        if key is None and isinstance(event, dict):
+        if key is None:
             key = submission_key(event)
         kwargs = {"timestamp": timestamp_ms} if timestamp_ms else {}
         while True:

@@ -7,6 +7,8 @@ submission in place when its key already is the normalized number on the right p
 
 from __future__ import annotations
 
+import struct
+
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
 
@@ -16,8 +18,7 @@ def murmur2(data: bytes) -> int:
     length = len(data)
     h = (0x9747B28C ^ length) & _MASK
     end = length & ~3
-    for i in range(0, end, 4):
-        k = data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24)
+    for k in struct.unpack_from(f"<{end >> 2}I", data):  # little-endian 32-bit words, as Kafka reads them
         k = (k * _M) & _MASK
         k ^= k >> 24
         k = (k * _M) & _MASK

@@ -46,6 +46,7 @@ class CarrierBook:
     def __init__(self, carriers: dict[str, Carrier], aliases: dict[str, str]) -> None:
         self._carriers = dict(carriers)
         self._aliases = dict(aliases)  # key -> canonical code (codes map to themselves)
+        self._canonical_cache: dict[str, str] = {}
 
     @property
     def codes(self) -> tuple[str, ...]:
@@ -89,12 +90,20 @@ class CarrierBook:
         return cls(carriers, owners)
 
     def canonical(self, raw_code: str) -> str:
-        k = _key(raw_code)
-        return self._aliases.get(k, k)
+        # Memoized: a few dozen spellings arrive millions of times. Bounded against junk codes.
+        cached = self._canonical_cache.get(raw_code)
+        if cached is None:
+            k = _key(raw_code)
+            cached = self._aliases.get(k, k)
+            if len(self._canonical_cache) > 10_000:
+                self._canonical_cache.clear()
+            self._canonical_cache[raw_code] = cached
+        return cached
 
     def carrier(self, code: str) -> Carrier | None:
-        # Resolving aliases here too costs nothing and forgives callers that skip canonical().
-        return self._carriers.get(self.canonical(code))
+        # Resolving aliases here too forgives callers that skip canonical(); canonical codes hit first.
+        found = self._carriers.get(code)
+        return found if found is not None else self._carriers.get(self.canonical(code))
 
     def is_known(self, code: str) -> bool:
         return self.carrier(code) is not None

@@ -26,8 +26,10 @@ def _is_digits(s: str) -> bool:
 
 def s10_check_digit(serial: str) -> int:
     """Check digit of an 8-digit S10 serial: 11 - weighted sum mod 11, 10 -> 0, 11 -> 5."""
-    c = 11 - sum(int(d) * w for d, w in zip(serial, _S10_WEIGHTS)) % 11
-    return {10: 0, 11: 5}.get(c, c)
+    d = serial  # spelled out: this runs for every postal number on the hot path
+    c = 11 - (8 * int(d[0]) + 6 * int(d[1]) + 4 * int(d[2]) + 2 * int(d[3])
+              + 3 * int(d[4]) + 5 * int(d[5]) + 9 * int(d[6]) + 7 * int(d[7])) % 11
+    return 0 if c == 10 else 5 if c == 11 else c
 
 
 def s10(number: str) -> bool:
