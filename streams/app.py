@@ -32,6 +32,9 @@ def faust_settings(settings: Settings) -> dict:
         "value_serializer": "raw",  # the table holds orjson bytes; the hot path encodes
         "consumer_auto_offset_reset": "earliest",
         "producer_acks": -1,
+        # One fetch is one hot-path batch: bounded so that a backlog does not hold the first
+        # verdict (and every commit) back behind tens of thousands of decisions.
+        "broker_max_poll_records": settings.batch_max,
         "web_port": settings.web_port,
         "web_bind": "127.0.0.1" if settings.broker.startswith("127.") else "0.0.0.0",
     }

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from typing import Any
 
@@ -95,7 +96,62 @@ class RocksState:
         return self.table.changelog_topic.get_topic_name()
 
 
+class _Deliveries:
+    """Counts one batch's outstanding deliveries; resolves a future when the broker has them all.
+
+    The delivery callbacks run in the producer's poll thread, the future lives in the event loop.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, expected: int) -> None:
+        self.loop = loop
+        self.remaining = expected
+        self.errors: list[KafkaError] = []
+        self.changelog_offsets: dict[int, int] = {}
+        self.done = loop.create_future()
+        if expected == 0:
+            self.done.set_result(None)
+
+    def on_data(self, err: KafkaError | None, _msg: Any) -> None:
+        if err is not None:
+            self.errors.append(err)
+        self._count_down()
+
+    def on_changelog(self, err: KafkaError | None, msg: Any) -> None:
+        if err is not None:
+            self.errors.append(err)
+        else:
+            p = msg.partition()
+            self.changelog_offsets[p] = max(self.changelog_offsets.get(p, -1), msg.offset())
+        self._count_down()
+
+    def _count_down(self) -> None:
+        self.remaining -= 1
+        if self.remaining == 0:
+            self.loop.call_soon_threadsafe(_resolve, self.done)
+
+
+def _resolve(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class Pending:
+    """A batch decided, written to RocksDB and handed to the producer, not yet acknowledged."""
+
+    def __init__(self, result: BatchResult, deliveries: _Deliveries, started: float) -> None:
+        self.result, self.deliveries, self.started = result, deliveries, started
+
+
 class HotPath:
+    """Decide a batch (`begin`, synchronous), then wait for the broker's acks (`finish`).
+
+    The consumer loop begins batch N+1 before finishing batch N, so deciding the next batch
+    overlaps the round trip of the previous one; offsets are acked strictly in order, each only
+    after its own batch is finished.
+    """
+
+    ACK_TIMEOUT_S = 60.0
+
     def __init__(self, settings: Settings, state: RocksState) -> None:
         self.settings = settings
         self.state = state
@@ -104,45 +160,33 @@ class HotPath:
         self.totals: dict[str, int] = {}
         # Where a batch's time goes (seconds): deciding (CPU) and waiting for the broker's acks.
         self.timing = {"batches": 0, "records": 0, "decide_s": 0.0, "flush_s": 0.0}
+        self._polling = False
 
-    async def process(self, records: list[InRecord]) -> BatchResult:
+    def _start_polling(self) -> None:
+        """Delivery callbacks fire from producer.poll(); a daemon thread keeps calling it."""
+        if self._polling:
+            return
+        self._polling = True
+
+        def poll_forever() -> None:
+            while True:
+                self.producer.poll(0.05)
+
+        threading.Thread(target=poll_forever, name="hotpath-producer-poll", daemon=True).start()
+
+    def begin(self, records: list[InRecord]) -> Pending:
+        self._start_polling()
         t0 = time.perf_counter()
         result = self.processor.process(records, self.state.read)
-        # Local state first: a later batch (or the web views) must see this batch's decisions
-        # even while the produce below is in flight.
+        # Local state first: the next batch (or the web views) must see this batch's decisions
+        # even while its records are in flight.
         for partition, items in result.state_writes.items():
             self.state.write(partition, items)
-        t1 = time.perf_counter()
-        changelog_offsets = await self._produce_and_flush(result)
-        for partition, offset in changelog_offsets.items():
-            self.state.set_persisted_offset(partition, offset)
-        for name, n in result.counts.items():
-            self.totals[name] = self.totals.get(name, 0) + n
-        timing = self.timing
-        timing["batches"] += 1
-        timing["records"] += len(records)
-        timing["decide_s"] += t1 - t0
-        timing["flush_s"] += time.perf_counter() - t1
-        return result
-
-    async def _produce_and_flush(self, result: BatchResult) -> dict[int, int]:
-        errors: list[KafkaError] = []
-        changelog_offsets: dict[int, int] = {}
-
-        def on_data(err: KafkaError | None, _msg: Any) -> None:
-            if err is not None:
-                errors.append(err)
-
-        def on_changelog(err: KafkaError | None, msg: Any) -> None:
-            if err is not None:
-                errors.append(err)
-            else:
-                p = msg.partition()
-                changelog_offsets[p] = max(changelog_offsets.get(p, -1), msg.offset())
-
+        changelog_records = sum(len(items) for items in result.state_writes.values())
+        deliveries = _Deliveries(asyncio.get_running_loop(), len(result.produce) + changelog_records)
         produce = self.producer.produce
         for rec in result.produce:
-            kwargs: dict[str, Any] = {"on_delivery": on_data}
+            kwargs: dict[str, Any] = {"on_delivery": deliveries.on_data}
             if rec.partition is not None:
                 kwargs["partition"] = rec.partition
             if rec.timestamp_ms is not None:
@@ -151,34 +195,56 @@ class HotPath:
         topic = self.state.changelog_topic
         for partition, items in result.state_writes.items():
             for key, value in items.items():
-                self._produce(produce, topic, value, key, {"partition": partition, "on_delivery": on_changelog})
+                self._produce(produce, topic, value, key, {"partition": partition, "on_delivery": deliveries.on_changelog})
+        timing = self.timing
+        timing["batches"] += 1
+        timing["records"] += len(records)
+        timing["decide_s"] += time.perf_counter() - t0
+        return Pending(result, deliveries, time.perf_counter())
 
-        await self._flush(errors)
+    async def finish(self, pending: Pending) -> BatchResult:
+        result = pending.result
+        await self._acknowledged(pending.deliveries)
         if result.state_writes:
             # Tansu 0.6 reports a partition's high watermark as the base offset of its last record
             # batch + 1, not its last offset + 1, and Faust's recovery reads a changelog only up to
             # that watermark: records in the tail of a multi-record batch would not be restored.
-            # Re-writing each partition's last record alone, as a batch of one, after the flush
-            # makes the watermark exact. Restoring a record twice is harmless (same key, same value).
+            # Re-writing each partition's last record after the batch is acknowledged puts it in
+            # a record batch of its own, which makes the watermark cover the whole batch.
+            # Restoring a record twice is harmless (same key, same value).
+            topic = self.state.changelog_topic
+            markers = _Deliveries(asyncio.get_running_loop(), len(result.state_writes))
             for partition, items in result.state_writes.items():
                 key = next(reversed(items))
-                self._produce(produce, topic, items[key], key, {"partition": partition, "on_delivery": on_changelog})
-            await self._flush(errors)
-        return changelog_offsets
+                self._produce(self.producer.produce, topic, items[key], key,
+                              {"partition": partition, "on_delivery": markers.on_changelog})
+            await self._acknowledged(markers)
+            for partition, offset in markers.changelog_offsets.items():
+                self.state.set_persisted_offset(partition, offset)
+        for name, n in result.counts.items():
+            self.totals[name] = self.totals.get(name, 0) + n
+        self.timing["flush_s"] += time.perf_counter() - pending.started
+        return result
 
-    async def _flush(self, errors: list) -> None:
-        # flush() blocks, so it runs in a thread: the event loop keeps heartbeating meanwhile.
-        remaining = await asyncio.get_running_loop().run_in_executor(None, self.producer.flush, 60.0)
-        if remaining or errors:
-            raise FatalProducerError(f"broker did not acknowledge {remaining} records; errors: {errors[:3]}")
+    async def process(self, records: list[InRecord]) -> BatchResult:
+        """One batch, start to end (no overlap)."""
+        return await self.finish(self.begin(records))
+
+    async def _acknowledged(self, deliveries: _Deliveries) -> None:
+        try:
+            await asyncio.wait_for(asyncio.shield(deliveries.done), self.ACK_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            raise FatalProducerError(f"{deliveries.remaining} records not acknowledged in {self.ACK_TIMEOUT_S} s") from None
+        if deliveries.errors:
+            raise FatalProducerError(f"the broker refused records: {deliveries.errors[:3]}")
 
     def _produce(self, produce: Any, topic: str, value: bytes, key: bytes | None, kwargs: dict) -> None:
-        try:
-            produce(topic, value, key, **kwargs)
-        except BufferError:
-            # Local queue full: let librdkafka drain, then try once more.
-            self.producer.poll(0.5)
-            produce(topic, value, key, **kwargs)
+        while True:
+            try:
+                produce(topic, value, key, **kwargs)
+                return
+            except BufferError:
+                time.sleep(0.01)  # local queue full: the poll thread is draining it
 
 
 def install(app: Any, hot: "HotPath", hot_topics: set[str]) -> None:
@@ -206,42 +272,33 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:
     fetcher_should_stop = fetcher._stopped.is_set
     read_offset = self._read_offset
     hot, hot_topics = self.hot, self.hot_topics
+    in_flight: tuple[Pending, dict[Any, list[int]], int] | None = None
     try:
         while not (consumer_should_stop() or fetcher_should_stop()):
             await self.sleep(0)
-            records, _active = await self._wait_next_records(1.0)
-            if not records or self.should_stop or not self.flow_active:
-                continue
-            generation = self.app.consumer_generation_id
+            # With a batch in flight, don't wait for more records: finish that batch first.
+            records, _active = await self._wait_next_records(0.0 if in_flight else 1.0)
             batch: list[InRecord] = []
             taken: dict[Any, list[int]] = {}
-            for tp, recs in records.items():
-                r_offset = read_offset[tp]
-                if tp.topic in hot_topics:
-                    offsets = taken.setdefault(tp, [])
-                    for r in recs:
-                        if r_offset is None or r.offset >= r_offset:
-                            batch.append(InRecord(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp))
-                            offsets.append(r.offset)
-                else:
-                    for r in recs:
-                        if r_offset is None or r.offset >= r_offset:
-                            await self.wait_first(callback(self._to_message(tp, r)), self.suspend_flow.wait())
-                            read_offset[tp] = r.offset
-            if not batch:
-                continue
-            # Shielded: a rebalance cancels this loop, but a batch whose state is already in RocksDB
-            # must also reach the changelog, or the local store would hold what the topic lacks.
-            await asyncio.shield(hot.process(batch))
-            if generation != self.app.consumer_generation_id:
-                continue  # assignment changed meanwhile: don't ack; the new owner re-reads (replays)
-            for tp, offsets in taken.items():
-                if offsets:
-                    await _ack_offsets(self, tp, offsets)
-                    read_offset[tp] = offsets[-1]
-            if self._commit_every is not None and self._n_acked >= self._commit_every:
-                self._n_acked = 0
-                await self.commit()
+            if records and not self.should_stop and self.flow_active:
+                for tp, recs in records.items():
+                    r_offset = read_offset[tp]
+                    if tp.topic in hot_topics:
+                        offsets = taken.setdefault(tp, [])
+                        for r in recs:
+                            if r_offset is None or r.offset >= r_offset:
+                                batch.append(InRecord(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp))
+                                offsets.append(r.offset)
+                    else:
+                        for r in recs:
+                            if r_offset is None or r.offset >= r_offset:
+                                await self.wait_first(callback(self._to_message(tp, r)), self.suspend_flow.wait())
+                                read_offset[tp] = r.offset
+            # Decide the new batch while the previous one's records are still on their way.
+            started = (hot.begin(batch), taken, self.app.consumer_generation_id) if batch else None
+            if in_flight is not None:
+                await _finish_and_ack(self, *in_flight)
+            in_flight = started
     except self.consumer_stopped_errors:
         if self.transport.app.should_stop:
             return
@@ -254,6 +311,21 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:
         die("the broker stopped taking records; stopping so state and topics cannot drift", exc)
     except Exception as exc:  # a bug, not bad input: bad input is a verdict, never an exception
         die("the decision path raised", exc)
+
+
+async def _finish_and_ack(self: Any, pending: Pending, taken: dict[Any, list[int]], generation: int) -> None:
+    # Shielded: a rebalance may cancel the loop, but a batch whose state is already in RocksDB
+    # must also reach the changelog, or the local store would hold what the topic lacks.
+    await asyncio.shield(self.hot.finish(pending))
+    if generation != self.app.consumer_generation_id:
+        return  # the assignment changed meanwhile: no ack; whoever owns the partition re-reads (replays)
+    for tp, offsets in taken.items():
+        if offsets:
+            await _ack_offsets(self, tp, offsets)
+            self._read_offset[tp] = offsets[-1]
+    if self._commit_every is not None and self._n_acked >= self._commit_every:
+        self._n_acked = 0
+        await self.commit()
 
 
 async def _ack_offsets(self: Any, tp: Any, offsets: list[int]) -> None:

@@ -139,7 +139,7 @@ class VerdictCollector:
                             continue
                         v = orjson.loads(m.value())
                         v["_topic"] = m.topic()
-                        ts = m.timestamp()[1]
+                        ts = v["_ts"] = m.timestamp()[1]  # when the worker produced the verdict
                         self.first_ts_ms = ts if self.first_ts_ms is None else min(self.first_ts_ms, ts)
                         self.last_ts_ms = ts if self.last_ts_ms is None else max(self.last_ts_ms, ts)
                         self.verdicts.append(v)

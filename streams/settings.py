@@ -57,8 +57,7 @@ class Settings:
     heartbeat_interval_s: float = 0.5
     data_dir: Path = Path("./data")
     web_port: int = 6066
-    batch_max: int = 2000
-    batch_within_s: float = 0.005
+    batch_max: int = 5000
     topics: Topics = field(default_factory=Topics)
     policy: Policy = field(default_factory=Policy)
     limits: Limits = field(default_factory=Limits)
@@ -99,7 +98,6 @@ def load(config_path: str | Path | None = None, env: dict[str, str] | None = Non
         data_dir=Path(worker.get("data_dir", Settings.data_dir)),
         web_port=int(worker.get("web_port", Settings.web_port)),
         batch_max=int(worker.get("batch_max", Settings.batch_max)),
-        batch_within_s=float(worker.get("batch_within_s", Settings.batch_within_s)),
         topics=Topics(**raw.get("topics", {})),
         policy=Policy(
             freeze_ms=int(float(policy.get("freeze_hours", 72)) * HOUR_MS),

@@ -56,6 +56,11 @@ class Rejection:
     fields: dict[str, Any]  # whatever could be read, echoed in the dead-letter verdict
 
 
+def _echo(obj: dict) -> dict[str, Any]:
+    """The readable fields of a rejected event, echoed in its dead-letter verdict."""
+    return {k: obj[k] for k in REQUIRED if isinstance(obj.get(k), str) and len(obj[k]) <= 256}
+
+
 def _text_field(obj: dict, name: str, limit: int) -> str | Rejection:
     value = obj.get(name)
     if value is None:
@@ -85,8 +90,6 @@ def parse_submission(raw: bytes | None, now_ms: int, carriers: CarrierBook, limi
         return Rejection(reason, f"not valid JSON: {exc}", {})
     if not isinstance(obj, dict):
         return Rejection("NOT_AN_OBJECT", f"event must be a JSON object, got {type(obj).__name__}", {})
-    echo = {k: obj[k] for k in REQUIRED if isinstance(obj.get(k), str) and len(obj[k]) <= 256}
-
     values: dict[str, str] = {}
     for name in REQUIRED:
         limit = (
@@ -97,32 +100,32 @@ def parse_submission(raw: bytes | None, now_ms: int, carriers: CarrierBook, limi
         )
         value = _text_field(obj, name, limit)
         if isinstance(value, Rejection):
-            return Rejection(value.reason, value.error, echo)
+            return Rejection(value.reason, value.error, _echo(obj))
         values[name] = value
 
     source = obj.get("source")
     if source is not None and source not in SOURCES:
-        return Rejection("BAD_VALUE:source", f"source must be one of {sorted(SOURCES)}", echo)
+        return Rejection("BAD_VALUE:source", f"source must be one of {sorted(SOURCES)}", _echo(obj))
 
     tracking = normalize_tracking(values["tracking_no"])
     if not tracking:
-        return Rejection("MISSING_FIELD:tracking_no", "tracking_no is empty after normalization", echo)
+        return Rejection("MISSING_FIELD:tracking_no", "tracking_no is empty after normalization", _echo(obj))
     if len(tracking) > limits.max_tracking_chars:
-        return Rejection("TOO_LONG:tracking_no", f"tracking_no has {len(tracking)} characters, at most {limits.max_tracking_chars}", echo)
+        return Rejection("TOO_LONG:tracking_no", f"tracking_no has {len(tracking)} characters, at most {limits.max_tracking_chars}", _echo(obj))
     if not is_clean_tracking(tracking):
-        return Rejection("BAD_CHARS:tracking_no", "tracking_no may hold only letters and digits", echo)
+        return Rejection("BAD_CHARS:tracking_no", "tracking_no may hold only letters and digits", _echo(obj))
 
     try:
         shipped_ms = parse_rfc3339_ms(values["shipped_at"])
     except ValueError as exc:
-        return Rejection("BAD_TIME:shipped_at", f"shipped_at is not RFC 3339 with an offset: {exc}", echo)
+        return Rejection("BAD_TIME:shipped_at", f"shipped_at is not RFC 3339 with an offset: {exc}", _echo(obj))
 
     carrier = carriers.canonical(values["carrier_code"])
     if not carrier:
-        return Rejection("MISSING_FIELD:carrier_code", "carrier_code is empty after normalization", echo)
+        return Rejection("MISSING_FIELD:carrier_code", "carrier_code is empty after normalization", _echo(obj))
     problem = carriers.validate(carrier, tracking)
     if problem is not None:
-        echo = {**echo, "carrier_code": carrier, "tracking_no": tracking}
+        echo = {**_echo(obj), "carrier_code": carrier, "tracking_no": tracking}
         detail = "fails its carrier's check digit" if problem == "BAD_CHECK_DIGIT" else "fits no format of its carrier"
         return Rejection(problem if problem == "BAD_CHECK_DIGIT" else f"{problem}:tracking_no", f"tracking_no {tracking} {detail}", echo)
 
