@@ -47,8 +47,8 @@ def create_app(settings: Settings) -> faust.App:
     # One record per normalized tracking number: everything the rules need (see core.rules.State).
     numbers = app.Table("numbers", partitions=settings.partitions, key_type=bytes, value_type=bytes,
                         help="state per normalized tracking number")
-    submissions = app.topic(settings.topics.submitted, settings.repartition_topic,
-                            key_type=bytes, value_type=bytes, partitions=settings.partitions)
+    hot_topics = (settings.topics.submitted, settings.repartition_topic, settings.topics.commands)
+    submissions = app.topic(*hot_topics, key_type=bytes, value_type=bytes, partitions=settings.partitions)
     hot = HotPath(settings, RocksState(numbers))
     app.trackguard_hotpath = hot  # type: ignore[attr-defined]
 
@@ -59,7 +59,7 @@ def create_app(settings: Settings) -> faust.App:
         async for event in stream.events():
             die(f"a submission reached the Faust stream, so the hot path is not installed: {event.message.tp}")
 
-    install(app, hot, {settings.topics.submitted, settings.repartition_topic})
+    install(app, hot, set(hot_topics))
 
     @app.timer(10.0)
     async def report() -> None:

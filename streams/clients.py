@@ -47,14 +47,15 @@ class Publisher:
         if err is not None:
             self.errors.append(str(err))
 
-    def send(self, event: dict | bytes, key: bytes | None = None, timestamp_ms: int | None = None) -> None:
+    def send(self, event: dict | bytes, key: bytes | None = None, timestamp_ms: int | None = None,
+             topic: str | None = None) -> None:
         value = event if isinstance(event, bytes) else orjson.dumps(event)
         if key is None:
             key = submission_key(event)
         kwargs = {"timestamp": timestamp_ms} if timestamp_ms else {}
         while True:
             try:
-                self.producer.produce(self.topic, value, key, on_delivery=self._on_delivery, **kwargs)
+                self.producer.produce(topic or self.topic, value, key, on_delivery=self._on_delivery, **kwargs)
                 break
             except BufferError:
                 self.producer.poll(0.1)

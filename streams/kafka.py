@@ -33,7 +33,7 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
                 raise
             time.sleep(0.2)
     missing = [name for name in all_topics(settings) if name not in existing]
-    for name in (settings.topics.submitted, settings.repartition_topic):
+    for name in (settings.topics.submitted, settings.repartition_topic, settings.topics.commands):
         if name in existing and len(existing[name].partitions) != settings.partitions:
             raise SystemExit(
                 f"topic {name} has {len(existing[name].partitions)} partitions, the app is configured "
@@ -143,7 +143,7 @@ class VerdictCollector:
                         self.first_ts_ms = ts if self.first_ts_ms is None else min(self.first_ts_ms, ts)
                         self.last_ts_ms = ts if self.last_ts_ms is None else max(self.last_ts_ms, ts)
                         self.verdicts.append(v)
-                        self.by_event.setdefault(v.get("event_id"), []).append(v)
+                        self.by_event.setdefault(v.get("event_id") or v.get("command_id"), []).append(v)
                     self._cond.notify_all()
         finally:
             c.close()
@@ -156,6 +156,7 @@ class VerdictCollector:
         return self.wait_for(lambda s: len(s.verdicts) >= n, timeout)
 
     def verdict(self, event_id: str, timeout: float = 30.0, nth: int = 0) -> dict:
+        """The nth verdict (or command result) for an event id (command id)."""
         if not self.wait_for(lambda s: len(s.by_event.get(event_id, ())) > nth, timeout):
             raise TimeoutError(f"no verdict for event {event_id!r} within {timeout} s")
         return self.by_event[event_id][nth]

@@ -17,6 +17,7 @@ from typing import Callable, Iterable
 
 import orjson
 
+from .core.commands import CommandRejection, apply_command, parse_command, rejection_result
 from .core.events import Rejection, parse_submission
 from .core.rules import State, decide, invalid_verdict
 from .partitioning import partition_for
@@ -61,6 +62,7 @@ class GuardProcessor:
         self.topics = settings.topics
         self.source = settings.topics.submitted
         self.repartition = settings.repartition_topic
+        self.commands = settings.topics.commands
         self.partitions = settings.partitions
 
     def process(self, records: Iterable[InRecord], read_state: ReadState) -> BatchResult:
@@ -72,7 +74,16 @@ class GuardProcessor:
         dirty: set[tuple[int, bytes]] = set()
         settings, carriers = self.settings, self.settings.carriers
 
+        def load(slot: tuple[int, bytes]) -> State | None:
+            if slot in touched:
+                return touched[slot]
+            raw_state = read_state(*slot)
+            return orjson.loads(raw_state) if raw_state is not None else None
+
         for rec in records:
+            if rec.topic == self.commands:
+                self._command(rec, load, touched, dirty, result)
+                continue
             parsed = parse_submission(rec.value, rec.timestamp_ms, carriers, settings.limits)
             if isinstance(parsed, Rejection):
                 verdict = invalid_verdict(parsed, rec.value, rec.timestamp_ms)
@@ -89,11 +100,7 @@ class GuardProcessor:
                 counts["unknown_carrier"] += 1
 
             slot = (rec.partition, key)
-            if slot in touched:
-                state = touched[slot]
-            else:
-                raw_state = read_state(rec.partition, key)
-                state = orjson.loads(raw_state) if raw_state is not None else None
+            state = load(slot)
             verdict, new_state = decide(state, parsed, settings.policy)
             touched[slot] = new_state
             if new_state is not state:
@@ -107,3 +114,27 @@ class GuardProcessor:
         for partition, key in dirty:
             writes.setdefault(partition, {})[key] = orjson.dumps(touched[(partition, key)])
         return result
+
+    def _command(self, rec: InRecord, load: Callable, touched: dict, dirty: set, result: BatchResult) -> None:
+        """A reserve/release/appeal, decided by the owner of its number's partition."""
+        cmd = parse_command(rec.value, rec.timestamp_ms, self.settings.carriers, self.settings.limits)
+        if isinstance(cmd, CommandRejection):
+            out = rejection_result(cmd, rec.timestamp_ms)
+            result.produce.append(OutRecord(self.topics.command_results, rec.key, orjson.dumps(out)))
+            result.counts["command_invalid"] += 1
+            return
+        key = cmd.tracking_no.encode()
+        partition = partition_for(key, self.partitions)
+        if rec.key != key or rec.partition != partition:
+            # Published with another key: put it where its number lives, with its original time.
+            result.produce.append(OutRecord(self.commands, key, rec.value, partition, rec.timestamp_ms))
+            result.counts["forwarded"] += 1
+            return
+        slot = (rec.partition, key)
+        state = load(slot)
+        out, new_state = apply_command(state, cmd, self.settings.policy)
+        touched[slot] = new_state
+        if new_state is not state:
+            dirty.add(slot)
+        result.produce.append(OutRecord(self.topics.command_results, key, orjson.dumps(out)))
+        result.counts[f"command_{'ok' if out['ok'] else 'refused'}"] += 1

@@ -57,6 +57,8 @@ class State(TypedDict, total=False):
     blacklist: list[str]  # licenses that had a duplicate on this number
     judged: dict[str, list]  # event_id -> [verdict, code, reason, frozen_until_ms, bound_to, decided_ms]
     uses: list[list]  # [license, store, order, now_ms, verdict, reason], oldest first, bounded
+    commands: dict[str, dict]  # command_id -> its result (core.commands), bounded like `judged`
+    appeals: list[dict]  # appeals decided on this number, oldest first, bounded
 
 
 def _bound_to(binding: Binding | None, license_id: str) -> Any:
@@ -157,9 +159,9 @@ def decide(state: State | None, sub: Submission, policy: Policy) -> tuple[dict, 
 
     # 6. A live reservation held by another licence or order.
     reservation = state.get("reservation")
-    if reservation is not None and reservation["expires_ms"] > now:
-        if reservation["license"] != sub.license_id or reservation["order"] != sub.order_id:
-            return _duplicate(state, sub, "RESERVED_BY_OTHER", policy)
+    live_reservation = reservation is not None and reservation["expires_ms"] > now
+    if live_reservation and (reservation["license"] != sub.license_id or reservation["order"] != sub.order_id):
+        return _duplicate(state, sub, "RESERVED_BY_OTHER", policy)
 
     # 7. Unbound: the first use binds it.
     if binding is None:
@@ -167,7 +169,7 @@ def decide(state: State | None, sub: Submission, policy: Policy) -> tuple[dict, 
         new["binding"] = {"license": sub.license_id, "store": sub.store_id, "order": sub.order_id,
                           "carrier": sub.carrier_code, "shipped_ms": sub.shipped_ms}
         new.pop("reservation", None)  # a reservation ends when its holder uses the number (or expired)
-        verdict = _verdict(sub, ACCEPTED, "ACCEPTED", "RESERVED_NUMBER_USED" if reservation else "FIRST_USE",
+        verdict = _verdict(sub, ACCEPTED, "ACCEPTED", "RESERVED_NUMBER_USED" if live_reservation else "FIRST_USE",
                            bound_to={"store_id": sub.store_id, "order_id": sub.order_id})
         _record(new, sub, verdict, policy, None)
         return verdict, new

@@ -88,7 +88,7 @@ def test_rule6_live_reservation_by_another_order():
 def test_rule6_expired_reservation_is_ignored():
     state = {"reservation": {"license": "L2", "store": "S9", "order": "O9", "carrier": "CAINIAO", "expires_ms": T0}}
     (v,), _ = run(sub(), state=state)
-    assert v["verdict"] == "accepted"
+    assert (v["verdict"], v["reason"]) == ("accepted", "FIRST_USE")
 
 
 def test_rule8_reasons_in_order_and_other_licence_reveals_nothing():

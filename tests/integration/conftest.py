@@ -38,7 +38,8 @@ class Guard:
         self.settings = settings_mod.load(broker=broker.address, data_dir=workdir / "data")
         ensure_topics(self.settings)
         self.publisher = Publisher(self.settings)
-        self.collector = VerdictCollector(self.settings).start()
+        self.collector = VerdictCollector(
+            self.settings, [*self.settings.topics.verdicts, self.settings.topics.command_results]).start()
         self.worker: WorkerProcess | None = None
 
     def start_worker(self, data_dir: Path | None = None) -> WorkerProcess:
@@ -57,6 +58,12 @@ class Guard:
         self.publisher.send(event, key=key, timestamp_ms=ts_ms)
         self.publisher.flush()
         return event["event_id"]
+
+    def command(self, kind: str, *, ts_ms: int | None = None, **fields) -> str:
+        cmd = {"command": kind, "command_id": f"c-{uuid.uuid4().hex[:12]}", "license_id": "L1", **fields}
+        self.publisher.send(cmd, timestamp_ms=ts_ms, topic=self.settings.topics.commands)
+        self.publisher.flush()
+        return cmd["command_id"]
 
     def verdict(self, event_id: str, nth: int = 0, timeout: float = 45.0) -> dict:
         try:
