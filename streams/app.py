@@ -9,9 +9,11 @@ changelog recovery, standbys, offset commits and the web server. The decisions g
 from __future__ import annotations
 
 import logging
+import socket
 
 import faust
 
+from . import web
 from .hotpath import HotPath, RocksState, die, install
 from .settings import Settings
 
@@ -37,6 +39,8 @@ def faust_settings(settings: Settings) -> dict:
         "broker_max_poll_records": settings.batch_max,
         "web_port": settings.web_port,
         "web_bind": "127.0.0.1" if settings.broker.startswith("127.") else "0.0.0.0",
+        # Other workers forward requests here for the partitions this worker owns.
+        "web_host": "127.0.0.1" if settings.broker.startswith("127.") else socket.gethostname(),
     }
 
 
@@ -60,6 +64,7 @@ def create_app(settings: Settings) -> faust.App:
             die(f"a submission reached the Faust stream, so the hot path is not installed: {event.message.tp}")
 
     install(app, hot, set(hot_topics))
+    web.register(app, settings, hot, numbers, web.Access(settings.tokens, settings.admin_token))
 
     @app.timer(10.0)
     async def report() -> None:

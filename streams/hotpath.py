@@ -161,6 +161,7 @@ class HotPath:
         # Where a batch's time goes (seconds): deciding (CPU) and waiting for the broker's acks.
         self.timing = {"batches": 0, "records": 0, "decide_s": 0.0, "flush_s": 0.0}
         self._polling = False
+        self.command_waiters: dict[str, asyncio.Future] = {}  # command_id -> HTTP caller waiting
 
     def _start_polling(self) -> None:
         """Delivery callbacks fire from producer.poll(); a daemon thread keeps calling it."""
@@ -223,6 +224,10 @@ class HotPath:
                 self.state.set_persisted_offset(partition, offset)
         for name, n in result.counts.items():
             self.totals[name] = self.totals.get(name, 0) + n
+        for out in result.command_results:  # results are on the broker now: answer HTTP callers
+            waiter = self.command_waiters.pop(out.get("command_id") or "", None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(out)
         self.timing["flush_s"] += time.perf_counter() - pending.started
         return result
 

@@ -50,6 +50,7 @@ class BatchResult:
     # written to RocksDB and to the changelog topic.
     state_writes: dict[int, dict[bytes, bytes]] = field(default_factory=dict)
     counts: Counter = field(default_factory=Counter)
+    command_results: list[dict] = field(default_factory=list)  # for HTTP callers awaiting them
 
 
 ReadState = Callable[[int, bytes], "bytes | None"]
@@ -121,6 +122,7 @@ class GuardProcessor:
         if isinstance(cmd, CommandRejection):
             out = rejection_result(cmd, rec.timestamp_ms)
             result.produce.append(OutRecord(self.topics.command_results, rec.key, orjson.dumps(out)))
+            result.command_results.append(out)
             result.counts["command_invalid"] += 1
             return
         key = cmd.tracking_no.encode()
@@ -137,4 +139,5 @@ class GuardProcessor:
         if new_state is not state:
             dirty.add(slot)
         result.produce.append(OutRecord(self.topics.command_results, key, orjson.dumps(out)))
+        result.command_results.append(out)
         result.counts[f"command_{'ok' if out['ok'] else 'refused'}"] += 1

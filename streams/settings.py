@@ -62,6 +62,10 @@ class Settings:
     policy: Policy = field(default_factory=Policy)
     limits: Limits = field(default_factory=Limits)
     carriers: CarrierBook | None = None
+    # licence -> API token, and the admin token ([access] in the file; TRACKGUARD_TOKENS and
+    # TRACKGUARD_ADMIN_TOKEN add to / override it). Held hashed by streams.web.Access.
+    tokens: dict = field(default_factory=dict)
+    admin_token: str | None = None
 
     @property
     def repartition_topic(self) -> str:
@@ -106,5 +110,13 @@ def load(config_path: str | Path | None = None, env: dict[str, str] | None = Non
         ),
         limits=Limits(**raw.get("limits", {})),
         carriers=carriers,
+        tokens={**raw.get("access", {}).get("tokens", {}), **_env_tokens(env)},
+        admin_token=env.get("TRACKGUARD_ADMIN_TOKEN") or raw.get("access", {}).get("admin_token"),
     )
     return settings.with_(**overrides)
+
+
+def _env_tokens(env) -> dict[str, str]:
+    """TRACKGUARD_TOKENS="LICENSE=TOKEN,LICENSE=TOKEN"."""
+    pairs = [p.split("=", 1) for p in env.get("TRACKGUARD_TOKENS", "").split(",") if "=" in p]
+    return {lic.strip(): tok.strip() for lic, tok in pairs if lic.strip() and tok.strip()}

@@ -1,0 +1,170 @@
+"""The HTTP API with two workers: any worker answers any question, tokens keep licences apart."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from streams.launch import WorkerProcess
+
+from .conftest import Guard, fresh_s10
+
+pytestmark = pytest.mark.broker
+TOKENS = {"L1": "token-one", "L2": "token-two"}
+ADMIN = "token-admin"
+ENV = {"TRACKGUARD_TOKENS": ",".join(f"{k}={v}" for k, v in TOKENS.items()), "TRACKGUARD_ADMIN_TOKEN": ADMIN}
+SHA = "1a" * 32
+
+
+def call(port: int, method: str, path: str, token: str | None = TOKENS["L1"], body=None, raw: bytes | None = None):
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=20) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+    except urllib.error.URLError:  # the worker's web server is not up yet
+        return 0, {}, b""
+
+
+@pytest.fixture(scope="module")
+def cluster(own_module_broker, tmp_path_factory):
+    work = tmp_path_factory.mktemp("api")
+    guard = Guard(own_module_broker, work)
+    workers = [WorkerProcess(own_module_broker.address, work / f"d{i}", work / f"w{i}.log", env=ENV).start()
+               for i in range(2)]
+    ports = [w.web_port for w in workers]
+    # Ready when both workers own partitions: probe numbers until answers come from both.
+    deadline = time.time() + 90
+    served = set()
+    while time.time() < deadline and len(served) < 2:
+        for _ in range(8):
+            status, headers, _ = call(ports[0], "GET", f"/tracking/{fresh_s10()}")
+            if status == 200:
+                served.add(headers["X-Trackguard-Served-By"])
+        time.sleep(0.5)
+    assert len(served) == 2, "the two workers never split the partitions"
+    yield guard, ports
+    for w in workers:
+        w.stop()
+    guard.close()
+
+
+@pytest.fixture(scope="module")
+def own_module_broker(tmp_path_factory):
+    from streams.broker import EmbeddedBroker
+
+    b = EmbeddedBroker(log_path=tmp_path_factory.mktemp("apibroker") / "broker.log").start()
+    yield b
+    b.stop()
+
+
+def number_owned_by_the_other(ports: list[int]) -> tuple[str, int]:
+    """A number whose owner is not the worker we will ask (ports[1] asks, another serves)."""
+    for _ in range(200):
+        number = fresh_s10()
+        status, headers, _ = call(ports[1], "GET", f"/tracking/{number}")
+        if status == 200 and not headers["X-Trackguard-Served-By"].endswith(f":{ports[1]}"):
+            return number, ports[1]
+    raise AssertionError("no number owned by the other worker")
+
+
+def test_diagnosis_from_the_worker_that_does_not_own_the_number(cluster):
+    guard, ports = cluster
+    number, asking = number_owned_by_the_other(ports)
+    guard.verdict(guard.submit(tracking_no=number))
+    guard.verdict(guard.submit(tracking_no=number, license_id="L2", store_id="S8", order_id="O8"))
+    status, headers, body = call(asking, "GET", f"/tracking/{number.lower()}")
+    d = json.loads(body)
+    assert status == 200 and not headers["X-Trackguard-Served-By"].endswith(f":{asking}")
+    assert d["binding"]["order_id"] == "O1" and [u["order_id"] for u in d["uses"]] == ["O1"]
+    # L2 sees that the number is used elsewhere, and its own failed use, nothing of L1.
+    status, _, body = call(asking, "GET", f"/tracking/{number}", TOKENS["L2"])
+    d2 = json.loads(body)
+    assert d2["binding"] == "other-license" and d2["status"] == "frozen"
+    assert "O1" not in body.decode() and "S1" not in body.decode()
+    # The admin sees both.
+    d3 = json.loads(call(asking, "GET", f"/tracking/{number}", ADMIN)[2])
+    assert {u["license_id"] for u in d3["uses"]} == {"L1", "L2"}
+
+
+def test_check_before_push_across_workers(cluster):
+    guard, ports = cluster
+    bound, _ = number_owned_by_the_other(ports)
+    guard.verdict(guard.submit(tracking_no=bound))
+    free = [fresh_s10() for _ in range(40)]  # spread over both workers' partitions
+    status, _, body = call(ports[0], "POST", "/tracking/check", body={"tracking_numbers": [bound, *free]})
+    results = json.loads(body)["results"]
+    assert status == 200 and results[0] == {"tracking_no": bound, "status": "bound"}
+    assert [r["status"] for r in results[1:]] == ["available"] * 40
+    status, _, body = call(ports[0], "POST", "/tracking/check", body={"tracking_numbers": ["RR1"] * 1001})
+    assert status == 413 and b"at most 1000" in body
+
+
+def test_commands_over_http_reservation_expiry_and_appeal(cluster):
+    guard, ports = cluster
+    number, asking = number_owned_by_the_other(ports)
+    reserve = {"tracking_no": number, "store_id": "S1", "order_id": "O1", "carrier_code": "CHINAPOST", "ttl_s": 1}
+    status, _, body = call(asking, "POST", "/commands/reserve", body=reserve)
+    assert status == 200 and json.loads(body)["ok"], body
+    status, _, body = call(asking, "POST", "/commands/reserve", TOKENS["L2"], body={**reserve, "order_id": "O2"})
+    assert status == 409 and json.loads(body)["error"] == "ALREADY_RESERVED"
+    time.sleep(1.5)  # the reservation's ttl passes (by the Kafka timestamps of what comes next)
+    v = guard.verdict(guard.submit(tracking_no=number, license_id="L2", store_id="S2", order_id="O2"))
+    assert (v["verdict"], v["reason"]) == ("accepted", "FIRST_USE")
+
+    assert guard.verdict(guard.submit(tracking_no=number))["reason"] == "USED_BY_OTHER_LICENSE"
+    appeal = {"tracking_no": number, "evidence_sha256": SHA, "evidence_ref": "t-1", "decided_by": "ops",
+              "decision": "approved"}
+    status, _, body = call(asking, "POST", "/commands/appeal", ADMIN, body={**appeal, "license_id": "L1"})
+    assert status == 200 and json.loads(body)["ok"], body
+    d = json.loads(call(asking, "GET", f"/tracking/{number}")[2])
+    assert d["status"] == "bound" and d["binding"] == "other-license" and d["blacklisted_for"] == []
+
+
+def test_used_list_is_paged_per_licence_as_json_and_csv(cluster):
+    guard, ports = cluster
+    mine = sorted(fresh_s10("UA") for _ in range(6))
+    for n in mine:
+        guard.verdict(guard.submit(tracking_no=n, license_id="L9", store_id="S9", order_id=f"O-{n}"))
+    token = ADMIN
+    status, _, body = call(ports[0], "GET", "/licenses/L9/used?limit=4", token)
+    page = json.loads(body)
+    assert status == 200 and [i["tracking_no"] for i in page["items"]] == mine[:4]
+    status, _, body = call(ports[1], "GET", f"/licenses/L9/used?limit=4&after={page['next_after']}", token)
+    assert [i["tracking_no"] for i in json.loads(body)["items"]] == mine[4:]
+    status, headers, body = call(ports[1], "GET", "/licenses/L9/used?format=csv", token)
+    lines = body.decode().strip().splitlines()
+    assert lines[0].startswith("tracking_no,") and len(lines) == 7 and headers["Content-Type"].startswith("text/csv")
+    assert call(ports[0], "GET", "/licenses/L9/used", TOKENS["L1"])[0] == 403
+
+
+def test_tokens_and_bad_requests(cluster):
+    _, ports = cluster
+    assert call(ports[0], "GET", "/tracking/RR123456785CN", token=None)[0] == 401
+    assert call(ports[0], "GET", "/tracking/RR123456785CN", token="wrong")[0] == 401
+    assert call(ports[0], "POST", "/tracking/check", raw=b"{not json")[0] == 400
+    assert call(ports[0], "POST", "/tracking/check", body={"tracking_numbers": "RR1"})[0] == 400
+    assert call(ports[0], "POST", "/commands/reserve", raw=b"x" * 300_000)[0] == 413
+    assert call(ports[0], "POST", "/commands/reserve", body={"tracking_no": 5})[0] == 400
+    assert call(ports[0], "POST", "/commands/steal", body={})[0] == 404
+    status, _, body = call(ports[0], "POST", "/commands/release", TOKENS["L2"],
+                           body={"tracking_no": "RR123456785CN", "order_id": "O1", "license_id": "L1"})
+    assert status == 403
+
+
+def test_openapi_document_lists_the_routes_served(cluster):
+    _, ports = cluster
+    status, _, body = call(ports[0], "GET", "/openapi.json", token=None)
+    paths = json.loads(body)["paths"]
+    assert status == 200
+    assert set(paths) == {"/tracking/{no}", "/tracking/check", "/licenses/{license_id}/used",
+                          "/commands/reserve", "/commands/release", "/commands/appeal"}
