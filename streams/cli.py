@@ -92,6 +92,60 @@ def cmd_tail(args: argparse.Namespace) -> int:
     return 0
 
 
+def _http(args: argparse.Namespace, method: str, path: str, body: dict | None = None) -> int:
+    """Call a worker's HTTP API with a token; print the JSON answer; exit 0 on 2xx."""
+    import json
+    import os
+    import urllib.error
+    import urllib.request
+
+    url = (args.url or os.environ.get("TRACKGUARD_URL") or "http://127.0.0.1:6066").rstrip("/")
+    token = args.token or os.environ.get("TRACKGUARD_TOKEN", "")
+    req = urllib.request.Request(url + path, method=method, data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            status, payload = resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        status, payload = exc.code, exc.read()
+    except urllib.error.URLError as exc:
+        print(f"cannot reach {url}: {exc.reason}", file=sys.stderr)
+        return 2
+    try:
+        print(json.dumps(json.loads(payload), indent=2, ensure_ascii=False))
+    except ValueError:
+        print(payload.decode(errors="replace"))
+    return 0 if 200 <= status < 300 else 1
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from urllib.parse import quote
+
+    return _http(args, "GET", f"/tracking/{quote(args.number)}")
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    numbers: list[str] = []
+    for item in args.items:
+        path = Path(item)
+        if path.is_file():  # one number per line (a CSV's first column)
+            numbers += [line.split(",")[0].strip() for line in path.read_text().splitlines() if line.strip()]
+        else:
+            numbers.append(item)
+    return _http(args, "POST", "/tracking/check", {"tracking_numbers": numbers})
+
+
+def cmd_command(args: argparse.Namespace) -> int:
+    import hashlib
+
+    body = {k: getattr(args, k) for k in ("tracking_no", "license_id", "store_id", "order_id", "carrier_code",
+                                          "ttl_s", "evidence_ref", "decided_by", "decision", "command_id")
+            if getattr(args, k, None) is not None}
+    if getattr(args, "evidence", None):
+        body["evidence_sha256"] = hashlib.sha256(Path(args.evidence).read_bytes()).hexdigest()
+    return _http(args, "POST", f"/commands/{args.command}", body)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trackguard", description="Tracking-number guard on Kafka + Faust + RocksDB")
     p.add_argument("--config", help="settings file (default config/trackguard.toml, or TRACKGUARD_CONFIG)")
@@ -131,6 +185,33 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--from-beginning", action="store_true")
     t.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
     t.set_defaults(func=cmd_tail)
+    def with_api(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sp.add_argument("--url", help="a worker's HTTP address (default: TRACKGUARD_URL, then http://127.0.0.1:6066)")
+        sp.add_argument("--token", help="API token (default: TRACKGUARD_TOKEN)")
+        return sp
+
+    dg = with_api(sub.add_parser("diagnose", help="what is known about a tracking number (HTTP API)"))
+    dg.add_argument("number")
+    dg.set_defaults(func=cmd_diagnose)
+
+    ck = with_api(sub.add_parser("check", help="check numbers before pushing them (HTTP API)"))
+    ck.add_argument("items", nargs="+", help="tracking numbers, or files with one number per line")
+    ck.set_defaults(func=cmd_check)
+
+    for kind, fields in (("reserve", ("store_id", "order_id", "carrier_code")), ("release", ("order_id",)),
+                         ("appeal", ("evidence_ref", "decided_by"))):
+        c = with_api(sub.add_parser(kind, help=f"{kind} a tracking number (HTTP API)"))
+        c.set_defaults(func=cmd_command, command=kind)
+        c.add_argument("--tracking-no", required=True)
+        c.add_argument("--license-id", help="only with the admin token")
+        c.add_argument("--command-id", help="idempotency key (default: generated)")
+        for f in fields:
+            c.add_argument("--" + f.replace("_", "-"), dest=f, required=True)
+        if kind == "reserve":
+            c.add_argument("--ttl-s", type=int, required=True)
+        if kind == "appeal":
+            c.add_argument("--evidence", required=True, help="the evidence file; its SHA-256 is sent")
+            c.add_argument("--decision", choices=["approved", "rejected"], required=True)
     return p
 
 

@@ -168,3 +168,25 @@ def test_openapi_document_lists_the_routes_served(cluster):
     assert status == 200
     assert set(paths) == {"/tracking/{no}", "/tracking/check", "/licenses/{license_id}/used",
                           "/commands/reserve", "/commands/release", "/commands/appeal"}
+
+
+def test_cli_talks_to_the_api(cluster, capsys, tmp_path):
+    from streams.cli import main
+
+    guard, ports = cluster
+    number = fresh_s10()
+    url = ["--url", f"http://127.0.0.1:{ports[0]}", "--token", TOKENS["L1"]]
+    assert main(["reserve", *url, "--tracking-no", number, "--store-id", "S1", "--order-id", "O1",
+                 "--carrier-code", "china post", "--ttl-s", "600"]) == 0
+    capsys.readouterr()
+    assert main(["diagnose", *url, number]) == 0
+    diagnosis = json.loads(capsys.readouterr().out)
+    assert diagnosis["status"] == "reserved" and diagnosis["reservation"]["order_id"] == "O1"
+    listing = tmp_path / "numbers.txt"
+    listing.write_text(f"{number}\n{fresh_s10()}\n")
+    capsys.readouterr()
+    assert main(["check", *url, str(listing)]) == 0
+    statuses = [r["status"] for r in json.loads(capsys.readouterr().out)["results"]]
+    assert statuses == ["reserved", "available"]
+    assert main(["release", *url, "--tracking-no", number, "--order-id", "O2"]) == 1  # not the holder
+    assert "NOT_HOLDER" in capsys.readouterr().out
