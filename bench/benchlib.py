@@ -114,6 +114,33 @@ class Feeder:
         return time.monotonic() - t0
 
 
+def paced_send(feeder: Feeder, records: list[tuple[bytes | None, bytes, int]], rate: float,
+               stamp_now: bool = True) -> tuple[list[int], float]:
+    """Send `records` at `rate` per second, each stamped with the wall clock as it is handed over
+    (or with its own sample timestamp if not `stamp_now`).
+
+    Returns the send timestamps and the rate actually achieved. Sends in small catch-up bursts:
+    sleeping per event is too coarse (~1 ms granularity) at 20,000/s.
+    """
+    pub = feeder.publisher
+    stamps: list[int] = []
+    t0 = time.monotonic()
+    i, n = 0, len(records)
+    while i < n:
+        due = min(n, int((time.monotonic() - t0) * rate) + 1)
+        while i < due:
+            key, value, sample_ts = records[i]
+            ts = now_ms() if stamp_now else sample_ts
+            pub.send(value, key=key, timestamp_ms=ts)
+            stamps.append(ts)
+            i += 1
+        if i < n:
+            time.sleep(min(0.001, max(0.0, (i + 1) / rate - (time.monotonic() - t0))))
+    elapsed = time.monotonic() - t0
+    pub.flush()
+    return stamps, n / max(elapsed, 1e-9)
+
+
 class Reader:
     """Reads topics from offset 0 in a thread, without a group (assign: no join to wait for).
 
@@ -251,6 +278,74 @@ class QuixPeer:
                 proc.kill()
                 proc.wait(5)
         self._log.close()
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc); 0 if it is gone.
+
+    Sampled around a measured interval, it tells whether the app was CPU-bound (CPU s ~ wall s on
+    one core) and how much the broker and this harness took from the 2 cores meanwhile.
+    """
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _on_cpu_ns(pid: int) -> int:
+    """Nanoseconds all threads of `pid` have spent on a CPU (/proc/PID/task/*/schedstat)."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as fh:
+                total += int(fh.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+class BusyProbe:
+    """When did the app start working on the burst? Samples its on-CPU time every `interval_s`.
+
+    An app idle in a long-poll fetch uses ~0 CPU; once the burst's first fetch comes back it
+    decides at ~1 core. The start is the first sampling interval in which the app's CPU share is
+    at least `share`, followed by another one (a lone tick of a timer is not work). It stops
+    sampling once found, so as to take no CPU from the app afterwards.
+    """
+
+    def __init__(self, pids: list[int], interval_s: float = 0.005, share: float = 0.5, max_s: float = 30.0) -> None:
+        self.pids, self.interval_s, self.share, self.max_s = pids, interval_s, share, max_s
+        self.busy_ms: float | None = None  # wall clock, ms
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="busy-probe", daemon=True)
+
+    def start(self) -> "BusyProbe":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.max_s
+        prev = (time.time() * 1000, sum(_on_cpu_ns(p) for p in self.pids))
+        candidate = None
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            time.sleep(self.interval_s)
+            now = (time.time() * 1000, sum(_on_cpu_ns(p) for p in self.pids))
+            busy = (now[1] - prev[1]) / 1e6 >= self.share * (now[0] - prev[0])
+            if busy and candidate is not None:
+                self.busy_ms = candidate
+                return
+            candidate = prev[0] if busy else None
+            prev = now
+
+    def stop(self) -> float | None:
+        self._stop.set()
+        self._thread.join(5)
+        return self.busy_ms
 
 
 def summary(values: list[float]) -> dict:

