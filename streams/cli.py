@@ -92,6 +92,14 @@ def cmd_tail(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from .audit import audit
+
+    report = audit(_settings(args), idle_s=args.idle)
+    print(report.render())
+    return 0 if report.ok else 1
+
+
 def _http(args: argparse.Namespace, method: str, path: str, body: dict | None = None) -> int:
     """Call a worker's HTTP API with a token; print the JSON answer; exit 0 on 2xx."""
     import json
@@ -185,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--from-beginning", action="store_true")
     t.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
     t.set_defaults(func=cmd_tail)
+    a = with_broker(sub.add_parser("audit", help="check every verdict against the topics and the pure core"))
+    a.add_argument("--idle", type=float, default=3.0, help="stop reading a topic after this many idle seconds")
+    a.set_defaults(func=cmd_audit)
+
     def with_api(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
         sp.add_argument("--url", help="a worker's HTTP address (default: TRACKGUARD_URL, then http://127.0.0.1:6066)")
         sp.add_argument("--token", help="API token (default: TRACKGUARD_TOKEN)")

@@ -41,6 +41,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Producer
 from rocksdict import WriteBatch
 
+from .partitioning import partition_for
 from .processor import BatchResult, GuardProcessor, InRecord
 from .settings import Settings
 
@@ -157,11 +158,15 @@ class HotPath:
         self.settings = settings
         self.state = state
         self.processor = GuardProcessor(settings)
-        self.producer = Producer(producer_config(settings, **{"client.id": f"{settings.app_id}-hotpath"}))
+        self.partitions = settings.partitions
+        self.fatal: list[str] = []
+        self.producer = Producer(producer_config(settings, **{"client.id": f"{settings.app_id}-hotpath",
+                                                              "error_cb": self._on_error}))
         self.totals: dict[str, int] = {}
         # Where a batch's time goes (seconds): deciding (CPU) and waiting for the broker's acks.
         self.timing = {"batches": 0, "records": 0, "decide_s": 0.0, "flush_s": 0.0}
         self._polling = False
+        self._open: set[_Deliveries] = set()  # batches waiting for their acks
         self.command_waiters: dict[str, asyncio.Future] = {}  # command_id -> HTTP caller waiting
 
     def _start_polling(self) -> None:
@@ -184,20 +189,31 @@ class HotPath:
         # even while its records are in flight.
         for partition, items in result.state_writes.items():
             self.state.write(partition, items)
-        changelog_records = sum(len(items) for items in result.state_writes.values())
-        deliveries = _Deliveries(asyncio.get_running_loop(), len(result.produce) + changelog_records)
-        produce = self.producer.produce
+        # Only the last record of each (topic, partition) asks for a delivery report: the
+        # idempotent producer delivers a partition's records in order and without gaps (a lost
+        # one is a fatal producer error, caught by error_cb), so the last one's ack covers the
+        # records before it. One Python callback per partition per batch instead of two per event.
+        sends = []
+        last: dict[tuple[str, int], int] = {}
+        n = self.partitions
         for rec in result.produce:
-            kwargs: dict[str, Any] = {"on_delivery": deliveries.on_data}
-            if rec.partition is not None:
-                kwargs["partition"] = rec.partition
-            if rec.timestamp_ms is not None:
-                kwargs["timestamp"] = rec.timestamp_ms
-            self._produce(produce, rec.topic, rec.value, rec.key, kwargs)
+            p = rec.partition if rec.partition is not None else partition_for(rec.key or b"", n)
+            last[(rec.topic, p)] = len(sends)
+            sends.append((rec.topic, rec.value, rec.key, p, rec.timestamp_ms or 0, False))
         topic = self.state.changelog_topic
-        for partition, items in result.state_writes.items():
+        for p, items in result.state_writes.items():
             for key, value in items.items():
-                self._produce(produce, topic, value, key, {"partition": partition, "on_delivery": deliveries.on_changelog})
+                last[(topic, p)] = len(sends)
+                sends.append((topic, value, key, p, 0, True))
+        deliveries = _Deliveries(asyncio.get_running_loop(), len(last))
+        reported = set(last.values())
+        produce = self.producer.produce
+        for i, (t, value, key, p, ts, is_changelog) in enumerate(sends):
+            callback = (deliveries.on_changelog if is_changelog else deliveries.on_data) if i in reported else None
+            try:
+                produce(t, value, key, partition=p, timestamp=ts, on_delivery=callback)
+            except BufferError:
+                self._produce(produce, t, value, key, {"partition": p, "timestamp": ts, "on_delivery": callback})
         timing = self.timing
         timing["batches"] += 1
         timing["records"] += len(records)
@@ -236,11 +252,26 @@ class HotPath:
         """One batch, start to end (no overlap)."""
         return await self.finish(self.begin(records))
 
+    def _on_error(self, err: KafkaError) -> None:
+        if err.fatal():  # e.g. the idempotent producer lost a record: nothing it says can be trusted
+            self.fatal.append(str(err))
+            self.loop_wakeup()
+
+    def loop_wakeup(self) -> None:
+        """Fail every batch waiting for acks at once (called from librdkafka's thread)."""
+        for waiter in list(self._open):
+            waiter.loop.call_soon_threadsafe(_resolve, waiter.done)
+
     async def _acknowledged(self, deliveries: _Deliveries) -> None:
+        self._open.add(deliveries)
         try:
             await asyncio.wait_for(asyncio.shield(deliveries.done), self.ACK_TIMEOUT_S)
         except asyncio.TimeoutError:
             raise FatalProducerError(f"{deliveries.remaining} records not acknowledged in {self.ACK_TIMEOUT_S} s") from None
+        finally:
+            self._open.discard(deliveries)
+        if self.fatal:
+            raise FatalProducerError(f"fatal producer error: {self.fatal[0]}")
         if deliveries.errors:
             raise FatalProducerError(f"the broker refused records: {deliveries.errors[:3]}")
 

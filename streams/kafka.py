@@ -33,7 +33,8 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
                 raise
             time.sleep(0.2)
     missing = [name for name in all_topics(settings) if name not in existing]
-    for name in (settings.topics.submitted, settings.repartition_topic, settings.topics.commands):
+    # The worker places every record itself (murmur2), so every topic needs the configured count.
+    for name in all_topics(settings):
         if name in existing and len(existing[name].partitions) != settings.partitions:
             raise SystemExit(
                 f"topic {name} has {len(existing[name].partitions)} partitions, the app is configured "

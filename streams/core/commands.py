@@ -118,7 +118,7 @@ def apply_command(state: State | None, cmd: Command, policy: Policy) -> tuple[di
     state = state if state is not None else {}
     seen = state.get("commands", {}).get(cmd.command_id)
     if seen is not None:  # idempotency: the first result again, nothing changes
-        return {**seen, "replay": True}, state
+        return {**seen, "replay": True, "seq": state.get("seq", 0)}, state
 
     now = cmd.now_ms
     new: State = dict(state)  # type: ignore[assignment]
@@ -161,7 +161,8 @@ def apply_command(state: State | None, cmd: Command, policy: Policy) -> tuple[di
                                          "decided_by": cmd.fields["decided_by"], "at_ms": now}]
             extra = {"decision": cmd.fields["decision"]}
 
-    result = _result(cmd, error, **extra)
+    new["seq"] = state.get("seq", 0) + 1  # orders commands among the number's decisions (audit)
+    result = _result(cmd, error, seq=new["seq"], **extra)
     commands = dict(state.get("commands", {}))
     commands[cmd.command_id] = result
     while len(commands) > policy.max_judged:

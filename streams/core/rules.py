@@ -59,6 +59,7 @@ class State(TypedDict, total=False):
     uses: list[list]  # [license, store, order, now_ms, verdict, reason], oldest first, bounded
     commands: dict[str, dict]  # command_id -> its result (core.commands), bounded like `judged`
     appeals: list[dict]  # appeals decided on this number, oldest first, bounded
+    seq: int  # decisions (and commands) that changed this state so far
 
 
 def _bound_to(binding: Binding | None, license_id: str) -> Any:
@@ -94,7 +95,12 @@ def _verdict(sub: Submission, verdict: str, code: str, reason: str, *, replay: b
 
 
 def _record(state: State, sub: Submission, verdict: dict, policy: Policy, frozen_until_ms: int | None) -> None:
-    """Remember the verdict for its event id (rule 2) and the use (diagnosis), both bounded."""
+    """Remember the verdict for its event id (rule 2) and the use (diagnosis), both bounded.
+
+    `seq` counts the decisions that changed this number's state; the verdict carries it, so an
+    auditor can replay a number's decisions in the order the worker made them.
+    """
+    state["seq"] = verdict["seq"] = state.get("seq", 0) + 1
     judged = dict(state.get("judged", {}))
     judged[sub.event_id] = [verdict["verdict"], verdict["code"], verdict["reason"], frozen_until_ms,
                             verdict["bound_to"], sub.now_ms]
@@ -129,8 +135,10 @@ def decide(state: State | None, sub: Submission, policy: Policy) -> tuple[dict, 
     judged = state.get("judged", {}).get(sub.event_id)
     if judged is not None:
         verdict, code, reason, frozen_until_ms, bound_to, decided_ms = judged
-        return _verdict(sub, verdict, code, reason, replay=True, frozen_until_ms=frozen_until_ms,
-                        bound_to=bound_to, decided_ms=decided_ms), state
+        again = _verdict(sub, verdict, code, reason, replay=True, frozen_until_ms=frozen_until_ms,
+                         bound_to=bound_to, decided_ms=decided_ms)
+        again["seq"] = state.get("seq", 0)
+        return again, state
 
     # 3. The binder's own order re-pushing (same carrier, same or later ship time): never a duplicate.
     if (binding is not None and binding["license"] == sub.license_id and binding["order"] == sub.order_id

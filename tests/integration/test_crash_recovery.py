@@ -73,5 +73,9 @@ def test_kill_during_a_burst_loses_no_event_and_binds_no_number_twice(own_broker
         for e in second:
             assert {(v["verdict"], v["reason"]) for v in guard.collector.by_event[e]} == {("duplicate", "USED_BY_LICENSE")}
         print(f"decided before the kill: {decided_before_kill} of {len(first)}")
+        from streams.audit import audit
+
+        report = audit(guard.settings, idle_s=2.0)
+        assert report.ok, report.render()
     finally:
         guard.close()

@@ -126,3 +126,12 @@ def test_rekeying_keeps_the_submissions_kafka_timestamp(guard):
     v = guard.verdict(guard.submit(tracking_no=number, key=wrong_key, ts_ms=t))
     assert v["verdict"] == "accepted"
     assert v["decided_at"] == format_ms(t)
+
+
+def test_zz_the_auditor_agrees_with_everything_this_module_did(guard):
+    """Runs last in this module: every verdict so far replays identically through the pure core."""
+    from streams.audit import audit
+
+    report = audit(guard.settings, idle_s=2.0)
+    assert report.ok, report.render()
+    assert report.counts["replayed_against_core"] >= 20

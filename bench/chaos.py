@@ -1,0 +1,109 @@
+"""Chaos run: the real failure mix while workers are SIGKILLed, then the auditor must pass.
+
+    .venv/bin/python bench/chaos.py [--events 200000] [--kills 10] [--seed 3]
+
+A publisher sends the sample (streams.sample: re-pushes, re-typed numbers, forwarders' numbers,
+carrier mismatches, backwards ship times, mistyped S10 numbers, broken events; 20% keyed by store
+id) at a steady rate while, at random moments, a worker is killed with SIGKILL and restarted,
+every other time on a wiped data directory; for part of the run a second worker is up. At the
+end every verdict is checked by `trackguard audit`. Prints throughput during the chaos, each
+recovery's seconds (restart to the next verdict from any worker) and the violations (expect 0).
+The short version of this is tests/integration/test_crash_recovery.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from streams import settings as settings_mod
+from streams.audit import audit
+from streams.broker import EmbeddedBroker
+from streams.clients import Publisher
+from streams.kafka import VerdictCollector, ensure_topics
+from streams.launch import WorkerProcess
+from streams.sample import generate
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=200_000, help="first pushes; the mix adds ~14%%")
+    ap.add_argument("--kills", type=int, default=10)
+    ap.add_argument("--rate", type=int, default=4000, help="submissions per second offered")
+    ap.add_argument("--seed", type=int, default=3)
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    work = Path(tempfile.mkdtemp(prefix="tg-chaos-"))
+    broker = EmbeddedBroker(log_path=work / "broker.log").start()
+    workers: dict[str, WorkerProcess] = {}
+    try:
+        settings = settings_mod.load(broker=broker.address)
+        ensure_topics(settings)
+        collector = VerdictCollector(settings).start()
+        sample = generate(args.events, settings.carriers, end_ms=int(time.time() * 1000), seed=args.seed)
+        n = len(sample)
+        pub = Publisher(settings)
+        done = threading.Event()
+
+        def publish() -> None:
+            t0 = time.perf_counter()
+            for i, e in enumerate(sample):
+                pub.send(e.value, key=e.store_id.encode() if e.by_store else None)
+                if i % 1000 == 999:
+                    pub.producer.poll(0)
+                    time.sleep(max(0.0, (i + 1) / args.rate - (time.perf_counter() - t0)))
+            pub.flush()
+            done.set()
+
+        def start(name: str, wipe: bool = False) -> WorkerProcess:
+            if wipe:
+                shutil.rmtree(work / name, ignore_errors=True)
+            workers[name] = WorkerProcess(broker.address, work / name, work / f"{name}.log").start()
+            return workers[name]
+
+        start("a")
+        collector.wait_count(1, timeout=60)
+        t_start = time.time()
+        feeder = threading.Thread(target=publish, daemon=True)
+        feeder.start()
+        recoveries = []
+        span = n / args.rate
+        for k in range(args.kills):
+            time.sleep(rng.uniform(0.4, 1.0) * span / args.kills)
+            if k == 2:
+                start("b")  # a second worker for the middle of the run
+            if k == 6 and "b" in workers:
+                workers["b"].stop()
+            name = "a"
+            wipe = k % 2 == 1
+            workers[name].kill()
+            killed_at = time.time()
+            before = len(collector.verdicts)
+            start(name, wipe=wipe)
+            if collector.wait_for(lambda c: len(c.verdicts) > before, timeout=120):
+                recoveries.append((k + 1, wipe, time.time() - killed_at))
+            print(f"kill {k + 1}: SIGKILL worker {name} {'and wiped its data' if wipe else ''}; "
+                  f"verdicts again after {recoveries[-1][2]:.1f} s", flush=True)
+        feeder.join()
+        collector.wait_for(lambda c: len(c.verdicts) >= n, timeout=600)
+        elapsed = time.time() - t_start
+        print(f"{n:,} submissions, {len(collector.verdicts):,} verdicts (replays after kills included) in "
+              f"{elapsed:.0f} s: {n / elapsed:,.0f} submissions/s through {args.kills} kills")
+        collector.stop()
+        report = audit(settings, idle_s=3.0)
+        print(report.render())
+        return 0 if report.ok else 1
+    finally:
+        for w in workers.values():
+            w.stop()
+        broker.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,130 @@
+"""`trackguard audit`: read the topics from the start and check the invariants.
+
+1. every submission has a verdict (invalid ones: a dead letter carrying their raw bytes);
+2. no normalized number is accepted for two different (licence, order) pairs;
+3. every verdict and command result agrees with the pure core replayed over the same input, in
+   the order the worker decided them (the `seq` each carries), so replays are marked as replays.
+Prints the counts and every violation; the CLI exits 1 on any.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import orjson
+
+from .core.commands import Command, apply_command, parse_command
+from .core.events import Rejection, Submission, parse_submission
+from .core.rules import decide
+from .kafka import read_topics
+from .settings import Settings
+
+COMPARED = ("verdict", "code", "reason", "replay", "seq")
+COMPARED_COMMAND = ("ok", "error", "replay", "seq")
+
+
+@dataclass
+class AuditReport:
+    counts: Counter = field(default_factory=Counter)
+    violations: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def render(self, limit: int = 50) -> str:
+        lines = [f"{k}: {v:,}" for k, v in sorted(self.counts.items())]
+        lines.append(f"violations: {len(self.violations)}")
+        lines += [f"  - {v}" for v in self.violations[:limit]]
+        if len(self.violations) > limit:
+            lines.append(f"  ... and {len(self.violations) - limit} more")
+        return "\n".join(lines)
+
+
+def _read(settings: Settings, topics: list[str], idle_s: float, max_s: float) -> list:
+    return [m for m in read_topics(settings, topics, until_idle_s=idle_s, max_s=max_s) if not m.error()]
+
+
+def audit(settings: Settings, *, idle_s: float = 3.0, max_s: float = 600.0) -> AuditReport:
+    report = AuditReport()
+    t = settings.topics
+    submissions = _read(settings, [t.submitted], idle_s, max_s)
+    commands = _read(settings, [t.commands], idle_s, max_s)
+    outputs = _read(settings, [*t.verdicts, t.command_results], idle_s, max_s)
+    report.counts.update(submissions=len(submissions), commands=len(commands), verdicts_and_results=len(outputs))
+
+    # Inputs, parsed exactly as the worker parses them (same config, same Kafka timestamps).
+    by_event: dict[str, Submission] = {}
+    expected_events: Counter = Counter()
+    expected_dead: Counter = Counter()
+    for m in submissions:
+        parsed = parse_submission(m.value(), m.timestamp()[1], settings.carriers, settings.limits)
+        if isinstance(parsed, Rejection):
+            expected_dead[base64.b64encode(m.value() or b"").decode()] += 1
+        else:
+            by_event.setdefault(parsed.event_id, parsed)
+            expected_events[parsed.event_id] += 1
+    by_command: dict[str, Command] = {}
+    for m in commands:
+        parsed = parse_command(m.value(), m.timestamp()[1], settings.carriers, settings.limits)
+        if isinstance(parsed, Command):
+            by_command.setdefault(parsed.command_id, parsed)
+
+    seen_events: Counter = Counter()
+    seen_dead: Counter = Counter()
+    chains: dict[str, list[tuple[int, int, str, dict]]] = defaultdict(list)
+    binders: dict[str, set] = defaultdict(set)
+    for m in outputs:
+        out = orjson.loads(m.value())
+        ts = m.timestamp()[1]
+        if m.topic() == t.command_results:
+            if out.get("seq") is not None:
+                chains[out["tracking_no"]].append((out["seq"], ts, "command", out))
+            continue
+        report.counts[f"verdict:{out['verdict']}"] += 1
+        if out["verdict"] == "invalid":
+            seen_dead[out.get("raw") or ""] += 1
+            continue
+        seen_events[out["event_id"]] += 1
+        chains[out["tracking_no"]].append((out["seq"], ts, "verdict", out))
+        if out["verdict"] == "accepted":
+            binders[out["tracking_no"]].add((out["license_id"], out["order_id"]))
+
+    # 1. Nothing lost.
+    for event_id, n in expected_events.items():
+        if seen_events[event_id] < n:
+            report.violations.append(f"no verdict for event {event_id} ({seen_events[event_id]} of {n})")
+    for raw, n in expected_dead.items():
+        if seen_dead[raw] < n:
+            report.violations.append(f"invalid submission not on the dead-letter topic: {raw[:60]}")
+    # 2. One owner per number.
+    for number, owners in binders.items():
+        if len(owners) > 1:
+            report.violations.append(f"{number} accepted for {len(owners)} (licence, order) pairs: {sorted(owners)}")
+    # 3. The worker's decisions are the core's, in the worker's order.
+    for number, chain in chains.items():
+        chain.sort(key=lambda item: (item[0], item[1]))
+        state = None
+        for _seq, _ts, kind, out in chain:
+            if kind == "verdict":
+                sub = by_event.get(out["event_id"])
+                if sub is None:
+                    report.violations.append(f"verdict for an event never submitted: {out['event_id']}")
+                    continue
+                expected, state = decide(state, sub, settings.policy)
+                fields, name = COMPARED, out["event_id"]
+            else:
+                cmd = by_command.get(out["command_id"])
+                if cmd is None:
+                    report.violations.append(f"result for a command never sent: {out['command_id']}")
+                    continue
+                expected, state = apply_command(state, cmd, settings.policy)
+                fields, name = COMPARED_COMMAND, out["command_id"]
+            diff = {f: (out.get(f), expected.get(f)) for f in fields if out.get(f) != expected.get(f)}
+            if diff:
+                report.violations.append(f"{number} {kind} {name}: worker vs core {diff}")
+            report.counts["replayed_against_core"] += 1
+    report.counts["numbers"] = len(chains)
+    return report
