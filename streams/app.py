@@ -8,10 +8,13 @@ changelog recovery, standbys, offset commits and the web server. The decisions g
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
+import time
 
 import faust
+from confluent_kafka import KafkaException
 
 from . import web
 from .hotpath import HotPath, RocksState, die, install
@@ -65,6 +68,30 @@ def create_app(settings: Settings) -> faust.App:
 
     install(app, hot, set(hot_topics))
     web.register(app, settings, hot, numbers, web.Access(settings.tokens, settings.admin_token))
+
+    unreachable_since: list[float] = []
+
+    @app.timer(5.0)
+    async def broker_watchdog() -> None:
+        """Stop loudly when the broker lost our topics or stays unreachable.
+
+        The embedded broker keeps everything in memory: after a restart it answers again, but with
+        no topics, offsets or groups. A worker going on would hold state that no topic backs.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            metadata = await loop.run_in_executor(None, lambda: hot.producer.list_topics(timeout=5))
+        except KafkaException as exc:
+            unreachable_since.append(time.monotonic())
+            if time.monotonic() - unreachable_since[0] > settings.broker_lost_after_s:
+                die(f"broker {settings.broker} unreachable for {settings.broker_lost_after_s:.0f} s", exc)
+            return
+        unreachable_since.clear()
+        missing = [t for t in hot_topics if t not in metadata.topics
+                   or len(metadata.topics[t].partitions) != settings.partitions]  # auto-created anew
+        if missing:
+            die(f"broker {settings.broker} no longer has topics {missing}: it lost its data (the embedded "
+                f"broker keeps everything in memory); restart the workers on wiped data dirs")
 
     @app.timer(10.0)
     async def report() -> None:

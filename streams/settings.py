@@ -59,6 +59,7 @@ class Settings:
     web_port: int = 6066
     batch_max: int = 5000
     fetch_max_wait_ms: int = 25
+    broker_lost_after_s: float = 60.0
     topics: Topics = field(default_factory=Topics)
     policy: Policy = field(default_factory=Policy)
     limits: Limits = field(default_factory=Limits)
@@ -104,6 +105,7 @@ def load(config_path: str | Path | None = None, env: dict[str, str] | None = Non
         web_port=int(worker.get("web_port", Settings.web_port)),
         batch_max=int(worker.get("batch_max", Settings.batch_max)),
         fetch_max_wait_ms=int(worker.get("fetch_max_wait_ms", Settings.fetch_max_wait_ms)),
+        broker_lost_after_s=float(worker.get("broker_lost_after_s", Settings.broker_lost_after_s)),
         topics=Topics(**raw.get("topics", {})),
         policy=Policy(
             freeze_ms=int(float(policy.get("freeze_hours", 72)) * HOUR_MS),

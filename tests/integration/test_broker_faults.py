@@ -1,0 +1,37 @@
+"""The embedded broker restarts empty (memory storage): the worker must stop loudly, not go on."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from streams.broker import EmbeddedBroker
+
+from .conftest import Guard, fresh_s10
+
+pytestmark = pytest.mark.broker
+
+
+def test_worker_stops_with_a_clear_message_when_the_broker_lost_its_data(tmp_path):
+    broker = EmbeddedBroker(log_path=tmp_path / "broker.log").start()
+    port = broker.port
+    guard = Guard(broker, tmp_path)
+    try:
+        worker = guard.start_worker()
+        assert guard.verdict(guard.submit(tracking_no=fresh_s10()))["verdict"] == "accepted"
+        guard.collector.stop()
+        broker.stop()
+        broker = EmbeddedBroker(port=port, log_path=tmp_path / "broker2.log").start()  # same address, no data
+        deadline = time.time() + 60
+        while worker.alive() and time.time() < deadline:
+            time.sleep(0.5)
+        assert not worker.alive(), "worker went on after the broker lost its topics"
+        # Whichever notices first: our watchdog (exit 70, "lost its data") or Faust's own recovery
+        # (ConsistencyError: a persisted changelog offset above the topic's end; exit 1).
+        log = worker.log_text()
+        assert worker.process.returncode != 0
+        assert ("FATAL" in log and "lost its data" in log) or "ConsistencyError" in log, log[-2000:]
+    finally:
+        guard.worker.stop()
+        broker.stop()
