@@ -91,7 +91,7 @@ def audit(settings: Settings, *, idle_s: float = 3.0, max_s: float = 600.0) -> A
             continue
         seen_events[out["event_id"]] += 1
         chains[out["tracking_no"]].append((out["seq"], ts, "verdict", out))
-        if out["verdict"] == "accepted":
+        if out["verdict"] == "accepted" and not out["replay"]:
             binders[out["tracking_no"]].add((out["license_id"], out["order_id"]))
 
     # 1. Nothing lost.

@@ -343,6 +343,8 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:
                             if r_offset is None or r.offset >= r_offset:
                                 batch.append(InRecord(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp))
                                 offsets.append(r.offset)
+                    elif tp.topic == hot.state.changelog_topic and _restore(self, tp, recs):
+                        read_offset[tp] = recs[-1].offset
                     else:
                         for r in recs:
                             if r_offset is None or r.offset >= r_offset:
@@ -365,6 +367,45 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:
         die("the broker stopped taking records; stopping so state and topics cannot drift", exc)
     except Exception as exc:  # a bug, not bad input: bad input is a verdict, never an exception
         die("the decision path raised", exc)
+
+
+def _restore(self: Any, tp: Any, recs: list) -> bool:
+    """Apply a fetch of changelog records to RocksDB in one WriteBatch, doing Recovery's bookkeeping.
+
+    Faust's own restore takes one record at a time from a queue (`asyncio.wait_for` per record:
+    ~12,000 records/s here). Returns False for records Recovery does not expect (then Faust's
+    per-message path handles them, as before).
+    """
+    recovery = self.app.tables.recovery
+    if tp in recovery.active_tps:
+        offsets = recovery.active_offsets
+    elif tp in recovery.standby_tps:
+        offsets = recovery.standby_offsets
+    else:
+        return False
+    seen = offsets.get(tp)
+    batch = WriteBatch(raw_mode=True)
+    last = None
+    for r in recs:
+        if seen is None or r.offset > seen:
+            if r.value is None:
+                batch.delete(r.key)
+            else:
+                batch.put(r.key, r.value)
+            last = r.offset
+    if last is not None:
+        store = self.hot.state.store
+        store._db_for_partition(tp.partition).write(batch)
+        store.set_persisted_offset(tp, last)
+        offsets[tp] = last
+    # What Recovery._slurp_changelogs does after each record it applies.
+    if recovery.in_recovery and not recovery.need_recovery():
+        recovery.flush_buffers()
+        recovery._set_recovery_ended()
+        recovery.signal_recovery_end.set()
+    if not recovery.tables.standbys_ready and not recovery.standby_remaining_total():
+        recovery.tables.on_standbys_ready()
+    return True
 
 
 async def _finish_and_ack(self: Any, pending: Pending, taken: dict[Any, list[int]], generation: int) -> None:

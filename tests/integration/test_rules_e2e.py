@@ -7,10 +7,14 @@ import time
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+
+from streams import settings as settings_mod
 
 from streams.core.normalize import fingerprint, format_ms, parse_rfc3339_ms
 from streams.partitioning import partition_for
 
+from ..test_fuzz_input import broken_events
 from .conftest import fresh_s10
 
 pytestmark = pytest.mark.broker
@@ -126,6 +130,30 @@ def test_rekeying_keeps_the_submissions_kafka_timestamp(guard):
     v = guard.verdict(guard.submit(tracking_no=number, key=wrong_key, ts_ms=t))
     assert v["verdict"] == "accepted"
     assert v["decided_at"] == format_ms(t)
+
+
+@hsettings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
+@given(bad=st.lists(broken_events(), min_size=10, max_size=25))
+def test_fuzzed_bytes_through_the_broker_all_land_on_the_dead_letter_topic(guard, bad):
+    """Hypothesis-made bad events between two valid ones: each bad one is a dead letter with its
+    bytes, the worker stays up, the valid ones are decided as usual."""
+    before = fresh_s10()
+    first = guard.submit(tracking_no=before)
+    for raw in bad:
+        guard.publisher.send(raw, key=b"fuzz")
+    after = guard.submit(tracking_no=fresh_s10())
+    assert guard.verdict(first)["reason"] == "FIRST_USE"
+    assert guard.verdict(after)["reason"] == "FIRST_USE"
+    dead = {base64.b64encode(raw).decode() for raw in bad if _is_invalid(raw)}
+    assert guard.collector.wait_for(lambda c: dead <= {v.get("raw") for v in c.verdicts}, 30), "a bad event was dropped"
+    assert guard.worker.alive()
+
+
+def _is_invalid(raw: bytes) -> bool:
+    from streams.core.events import Rejection, parse_submission
+
+    settings = settings_mod.load()
+    return isinstance(parse_submission(raw, 0, settings.carriers, settings.limits), Rejection)
 
 
 def test_zz_the_auditor_agrees_with_everything_this_module_did(guard):
