@@ -85,7 +85,7 @@ def run_demo(events: int = 4000, workdir: Path = Path(".demo"), config: str | No
         print(f"Worker start to first verdict: {first_verdict_s:.1f} s (mostly the consumer-group join); "
               f"all {len(verdicts)} verdicts {total_s:.1f} s after start.")
         print(f"Throughput on the backlog: {len(verdicts) / busy_s:,.0f} events/s from the first verdict to the last "
-              f"(one worker; verdict timestamps).")
+              f"(one worker; verdict timestamps; reads high by the first batch, see docs/BENCHMARKS.md).")
         print()
         print("Where to look next:")
         print(f"  {workdir / 'sample.jsonl'}   the submissions as published")

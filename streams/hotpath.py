@@ -25,7 +25,9 @@ Internals used, checked by tests/test_hotpath_pins.py against the pinned faust-s
 `Consumer._drain_messages` (replaced), `_wait_next_records`, `_read_offset`, `_committed_offset`,
 `_acked`, `_acked_index`, `_n_acked`, `_commit_every`, `_add_gap`, `_to_message`, `callback`,
 `flow_active`; `AIOKafkaConsumerThread._create_worker_consumer` (wrapped to lower aiokafka's
-`_fetch_max_wait_ms`); `Store._db_for_partition`, `Store.set_persisted_offset`; `Table.changelog_topic`.
+`_fetch_max_wait_ms`); `Recovery` bookkeeping for the batched changelog restore (`active_tps`,
+`standby_tps`, `active_offsets`, `standby_offsets`, `need_recovery`, `flush_buffers`,
+`_set_recovery_ended`, `signal_recovery_end`, `standby_remaining_total`); `Store._db_for_partition`, `Store.set_persisted_offset`; `Table.changelog_topic`.
 The changelog value format is the table's raw bytes, which `Store.apply_changelog_batch` restores.
 """
 
