@@ -17,6 +17,7 @@ import orjson
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from streams.broker import stop_process
 from streams.clients import Publisher, submission_key
 from streams.sample import SampleEvent, generate
 from streams.settings import Settings
@@ -267,16 +268,9 @@ class QuixPeer:
         return self.process is not None and self.process.poll() is None
 
     def stop(self, timeout: float = 15.0) -> None:
-        proc = self.process
-        if proc is None:
+        if self.process is None:
             return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop_process(self.process, timeout)
         self._log.close()
 
 

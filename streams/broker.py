@@ -6,7 +6,6 @@ and trying things out; production runs real Apache Kafka (docker-compose.yml).
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -64,14 +63,7 @@ class EmbeddedBroker:
     def stop(self) -> None:
         """Stop our broker by its pid (never by name)."""
         proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc, 5.0)
 
     def __enter__(self) -> "EmbeddedBroker":
         return self.start()
@@ -80,9 +72,15 @@ class EmbeddedBroker:
         self.stop()
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
+def stop_process(proc: subprocess.Popen | None, timeout: float) -> int | None:
+    """SIGTERM a child we started, by its pid; SIGKILL it if it has not ended after `timeout`."""
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return proc.returncode

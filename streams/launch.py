@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .broker import free_port
+from .broker import free_port, stop_process
 
 
 class WorkerProcess:
@@ -51,18 +51,11 @@ class WorkerProcess:
 
     def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM and wait for Faust's clean shutdown; SIGKILL if it hangs."""
-        proc = self.process
-        if proc is None:
+        if self.process is None:
             return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        code = stop_process(self.process, timeout)
         self._log.close()
-        return proc.returncode
+        return code
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
