@@ -36,14 +36,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import threading
 import time
 from typing import Any
 
 from confluent_kafka import KafkaError, Producer
 from rocksdict import WriteBatch
 
-from .partitioning import partition_for
 from .processor import BatchResult, GuardProcessor, InRecord
 from .settings import Settings
 
@@ -100,50 +98,11 @@ class RocksState:
         return self.table.changelog_topic.get_topic_name()
 
 
-class _Deliveries:
-    """Counts one batch's outstanding deliveries; resolves a future when the broker has them all.
-
-    The delivery callbacks run in the producer's poll thread, the future lives in the event loop.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, expected: int) -> None:
-        self.loop = loop
-        self.remaining = expected
-        self.errors: list[KafkaError] = []
-        self.changelog_offsets: dict[int, int] = {}
-        self.done = loop.create_future()
-        if expected == 0:
-            self.done.set_result(None)
-
-    def on_data(self, err: KafkaError | None, _msg: Any) -> None:
-        if err is not None:
-            self.errors.append(err)
-        self._count_down()
-
-    def on_changelog(self, err: KafkaError | None, msg: Any) -> None:
-        if err is not None:
-            self.errors.append(err)
-        else:
-            p = msg.partition()
-            self.changelog_offsets[p] = max(self.changelog_offsets.get(p, -1), msg.offset())
-        self._count_down()
-
-    def _count_down(self) -> None:
-        self.remaining -= 1
-        if self.remaining == 0:
-            self.loop.call_soon_threadsafe(_resolve, self.done)
-
-
-def _resolve(future: asyncio.Future) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
 class Pending:
     """A batch decided, written to RocksDB and handed to the producer, not yet acknowledged."""
 
-    def __init__(self, result: BatchResult, deliveries: _Deliveries, started: float) -> None:
-        self.result, self.deliveries, self.started = result, deliveries, started
+    def __init__(self, result: BatchResult, started: float) -> None:
+        self.result, self.started = result, started
 
 
 class HotPath:
@@ -152,6 +111,13 @@ class HotPath:
     The consumer loop begins batch N+1 before finishing batch N, so deciding the next batch
     overlaps the round trip of the previous one; offsets are acked strictly in order, each only
     after its own batch is finished.
+
+    Acks: the bulk producer reports deliveries only on error (`delivery.report.only.error`), and
+    a batch is acknowledged when `flush()` has seen the producer's queue empty, i.e. every record
+    produced so far (this batch's, and the next one's if already begun) is on the broker. A
+    delivery report per record, even without a Python callback, takes the GIL in confluent-kafka:
+    that was ~17% of the worker's time. A small second producer writes the changelog markers
+    (below) with ordinary reports, whose offsets become the store's persisted offsets.
     """
 
     ACK_TIMEOUT_S = 60.0
@@ -160,71 +126,47 @@ class HotPath:
         self.settings = settings
         self.state = state
         self.processor = GuardProcessor(settings)
-        self.partitions = settings.partitions
-        self.fatal: list[str] = []
-        self.producer = Producer(producer_config(settings, **{"client.id": f"{settings.app_id}-hotpath",
-                                                              "error_cb": self._on_error}))
+        self.failures: list[str] = []
+        client = f"{settings.app_id}-hotpath"
+        self.producer = Producer(producer_config(settings, **{
+            "client.id": client, "error_cb": self._on_error,
+            "delivery.report.only.error": True, "on_delivery": self._on_failed_delivery}))
+        self.marker_producer = Producer(producer_config(settings, **{
+            "client.id": f"{client}-markers", "error_cb": self._on_error, "linger.ms": 0}))
         self.totals: dict[str, int] = {}
         # Where a batch's time goes (seconds): deciding (CPU) and waiting for the broker's acks.
         self.timing = {"batches": 0, "records": 0, "decide_s": 0.0, "flush_s": 0.0}
-        self._polling = False
-        self._open: set[_Deliveries] = set()  # batches waiting for their acks
         self.command_waiters: dict[str, asyncio.Future] = {}  # command_id -> HTTP caller waiting
 
-    def _start_polling(self) -> None:
-        """Delivery callbacks fire from producer.poll(); a daemon thread keeps calling it."""
-        if self._polling:
-            return
-        self._polling = True
-
-        def poll_forever() -> None:
-            while True:
-                self.producer.poll(0.05)
-
-        threading.Thread(target=poll_forever, name="hotpath-producer-poll", daemon=True).start()
-
     def begin(self, records: list[InRecord]) -> Pending:
-        self._start_polling()
         t0 = time.perf_counter()
         result = self.processor.process(records, self.state.read)
         # Local state first: the next batch (or the web views) must see this batch's decisions
         # even while its records are in flight.
         for partition, items in result.state_writes.items():
             self.state.write(partition, items)
-        # Only the last record of each (topic, partition) asks for a delivery report: the
-        # idempotent producer delivers a partition's records in order and without gaps (a lost
-        # one is a fatal producer error, caught by error_cb), so the last one's ack covers the
-        # records before it. One Python callback per partition per batch instead of two per event.
-        sends = []
-        last: dict[tuple[str, int], int] = {}
-        n = self.partitions
+        produce = self.producer.produce
         for rec in result.produce:
-            p = rec.partition if rec.partition is not None else partition_for(rec.key or b"", n)
-            last[(rec.topic, p)] = len(sends)
-            sends.append((rec.topic, rec.value, rec.key, p, rec.timestamp_ms or 0, False))
+            # No partition given: librdkafka's murmur2 partitioner places it by key, as Kafka does.
+            kwargs: dict[str, Any] = {}
+            if rec.partition is not None:
+                kwargs["partition"] = rec.partition
+            if rec.timestamp_ms is not None:
+                kwargs["timestamp"] = rec.timestamp_ms
+            self._produce(produce, rec.topic, rec.value, rec.key, kwargs)
         topic = self.state.changelog_topic
         for p, items in result.state_writes.items():
             for key, value in items.items():
-                last[(topic, p)] = len(sends)
-                sends.append((topic, value, key, p, 0, True))
-        deliveries = _Deliveries(asyncio.get_running_loop(), len(last))
-        reported = set(last.values())
-        produce = self.producer.produce
-        for i, (t, value, key, p, ts, is_changelog) in enumerate(sends):
-            callback = (deliveries.on_changelog if is_changelog else deliveries.on_data) if i in reported else None
-            try:
-                produce(t, value, key, partition=p, timestamp=ts, on_delivery=callback)
-            except BufferError:
-                self._produce(produce, t, value, key, {"partition": p, "timestamp": ts, "on_delivery": callback})
+                self._produce(produce, topic, value, key, {"partition": p})
         timing = self.timing
         timing["batches"] += 1
         timing["records"] += len(records)
         timing["decide_s"] += time.perf_counter() - t0
-        return Pending(result, deliveries, time.perf_counter())
+        return Pending(result, time.perf_counter())
 
     async def finish(self, pending: Pending) -> BatchResult:
         result = pending.result
-        await self._acknowledged(pending.deliveries)
+        await self._flushed(self.producer)
         if result.state_writes:
             # Tansu 0.6 reports a partition's high watermark as the base offset of its last record
             # batch + 1, not its last offset + 1, and Faust's recovery reads a changelog only up to
@@ -233,13 +175,20 @@ class HotPath:
             # a record batch of its own, which makes the watermark cover the whole batch.
             # Restoring a record twice is harmless (same key, same value).
             topic = self.state.changelog_topic
-            markers = _Deliveries(asyncio.get_running_loop(), len(result.state_writes))
+            offsets: dict[int, int] = {}
+
+            def on_marker(err: KafkaError | None, msg: Any) -> None:
+                if err is not None:
+                    self.failures.append(str(err))
+                else:
+                    offsets[msg.partition()] = msg.offset()
+
             for partition, items in result.state_writes.items():
                 key = next(reversed(items))
-                self._produce(self.producer.produce, topic, items[key], key,
-                              {"partition": partition, "on_delivery": markers.on_changelog})
-            await self._acknowledged(markers)
-            for partition, offset in markers.changelog_offsets.items():
+                self._produce(self.marker_producer.produce, topic, items[key], key,
+                              {"partition": partition, "on_delivery": on_marker})
+            await self._flushed(self.marker_producer)
+            for partition, offset in offsets.items():
                 self.state.set_persisted_offset(partition, offset)
         for name, n in result.counts.items():
             self.totals[name] = self.totals.get(name, 0) + n
@@ -256,26 +205,19 @@ class HotPath:
 
     def _on_error(self, err: KafkaError) -> None:
         if err.fatal():  # e.g. the idempotent producer lost a record: nothing it says can be trusted
-            self.fatal.append(str(err))
-            self.loop_wakeup()
+            self.failures.append(f"fatal producer error: {err}")
 
-    def loop_wakeup(self) -> None:
-        """Fail every batch waiting for acks at once (called from librdkafka's thread)."""
-        for waiter in list(self._open):
-            waiter.loop.call_soon_threadsafe(_resolve, waiter.done)
+    def _on_failed_delivery(self, err: KafkaError | None, _msg: Any) -> None:
+        if err is not None:  # with delivery.report.only.error, only failures arrive here
+            self.failures.append(f"the broker refused a record: {err}")
 
-    async def _acknowledged(self, deliveries: _Deliveries) -> None:
-        self._open.add(deliveries)
-        try:
-            await asyncio.wait_for(asyncio.shield(deliveries.done), self.ACK_TIMEOUT_S)
-        except asyncio.TimeoutError:
-            raise FatalProducerError(f"{deliveries.remaining} records not acknowledged in {self.ACK_TIMEOUT_S} s") from None
-        finally:
-            self._open.discard(deliveries)
-        if self.fatal:
-            raise FatalProducerError(f"fatal producer error: {self.fatal[0]}")
-        if deliveries.errors:
-            raise FatalProducerError(f"the broker refused records: {deliveries.errors[:3]}")
+    async def _flushed(self, producer: Producer) -> None:
+        # flush() blocks, so it runs in a thread: the event loop keeps serving meanwhile.
+        remaining = await asyncio.get_running_loop().run_in_executor(None, producer.flush, self.ACK_TIMEOUT_S)
+        if remaining:
+            raise FatalProducerError(f"{remaining} records not acknowledged in {self.ACK_TIMEOUT_S} s")
+        if self.failures:
+            raise FatalProducerError(self.failures[0])
 
     def _produce(self, produce: Any, topic: str, value: bytes, key: bytes | None, kwargs: dict) -> None:
         while True:
@@ -283,7 +225,7 @@ class HotPath:
                 produce(topic, value, key, **kwargs)
                 return
             except BufferError:
-                time.sleep(0.01)  # local queue full: the poll thread is draining it
+                self.producer.poll(0.01)  # local queue full: serve it, then try again
 
 
 def install(app: Any, hot: "HotPath", hot_topics: set[str]) -> None:
