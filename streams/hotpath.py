@@ -9,11 +9,17 @@ Per batch the hot path:
 1. reads state straight from the table's RocksDB partition (`Store._db_for_partition`),
 2. runs the processor (pure rules) over the whole batch,
 3. writes the changed states to RocksDB in one WriteBatch per partition,
-4. produces verdicts, forwards and one changelog record per changed key with a confluent-kafka
-   producer (C batching, ~1 µs a record instead of Faust's per-message send path),
-5. waits until the broker acknowledged *all* of them, records the changelog offsets as the
-   store's persisted offsets, and only then marks the source offsets acked, so that Faust's
-   commit can never pass a record whose changelog and verdict are not written.
+4. produces one changelog record per changed key and the re-keyed forwards with a
+   confluent-kafka producer (C batching, ~1 µs a record instead of Faust's per-message send
+   path), and waits until the broker has them;
+5. only then produces the verdicts and command results, and ends each changelog partition with
+   a one-record batch (Tansu's watermarks) whose offset becomes the store's persisted offset;
+6. when the broker has those too, marks the source offsets acked, so that Faust's commit can
+   never pass a record whose changelog and verdict are not written, and no verdict is ever out
+   for a decision the changelog could still lose. Batch N+1 is decided while N is in flight.
+
+It also restores changelog fetches in one WriteBatch each during recovery (`_restore`), and
+lowers aiokafka's empty-fetch wait, which Faust hard-codes to 1.5 s.
 
 Why not Faust's own stream (`take_events`): besides costing ~4x in per-message overhead, on
 faust-streaming 0.15.3 a worker that restored a table from its changelog and then resumed its
@@ -27,7 +33,8 @@ Internals used, checked by tests/test_hotpath_pins.py against the pinned faust-s
 `flow_active`; `AIOKafkaConsumerThread._create_worker_consumer` (wrapped to lower aiokafka's
 `_fetch_max_wait_ms`); `Recovery` bookkeeping for the batched changelog restore (`active_tps`,
 `standby_tps`, `active_offsets`, `standby_offsets`, `need_recovery`, `flush_buffers`,
-`_set_recovery_ended`, `signal_recovery_end`, `standby_remaining_total`); `Store._db_for_partition`, `Store.set_persisted_offset`; `Table.changelog_topic`.
+`_set_recovery_ended`, `signal_recovery_end`, `standby_remaining_total`);
+`Store._db_for_partition`, `Store.set_persisted_offset`; `Table.changelog_topic`.
 The changelog value format is the table's raw bytes, which `Store.apply_changelog_batch` restores.
 """
 
@@ -145,15 +152,14 @@ class HotPath:
         # even while its records are in flight.
         for partition, items in result.state_writes.items():
             self.state.write(partition, items)
+        # Round one: the state (changelog) and the re-keyed forwards. Verdicts wait for round
+        # two, after the changelog is acknowledged: a verdict must never reach a consumer for a
+        # decision the changelog could still lose (a restore would then decide it differently).
         produce = self.producer.produce
+        hops = (self.processor.repartition, self.processor.commands)
         for rec in result.produce:
-            # No partition given: librdkafka's murmur2 partitioner places it by key, as Kafka does.
-            kwargs: dict[str, Any] = {}
-            if rec.partition is not None:
-                kwargs["partition"] = rec.partition
-            if rec.timestamp_ms is not None:
-                kwargs["timestamp"] = rec.timestamp_ms
-            self._produce(produce, rec.topic, rec.value, rec.key, kwargs)
+            if rec.topic in hops:
+                self._send(produce, rec)
         topic = self.state.changelog_topic
         for p, items in result.state_writes.items():
             for key, value in items.items():
@@ -166,7 +172,14 @@ class HotPath:
 
     async def finish(self, pending: Pending) -> BatchResult:
         result = pending.result
-        await self._flushed(self.producer)
+        await self._flushed(self.producer)  # round one: changelog and forwards are on the broker
+        # Round two: the verdicts and command results, and the changelog markers.
+        hops = (self.processor.repartition, self.processor.commands)
+        produce = self.producer.produce
+        for rec in result.produce:
+            if rec.topic not in hops:
+                self._send(produce, rec)
+        offsets: dict[int, int] = {}
         if result.state_writes:
             # Tansu 0.6 reports a partition's high watermark as the base offset of its last record
             # batch + 1, not its last offset + 1, and Faust's recovery reads a changelog only up to
@@ -175,7 +188,6 @@ class HotPath:
             # a record batch of its own, which makes the watermark cover the whole batch.
             # Restoring a record twice is harmless (same key, same value).
             topic = self.state.changelog_topic
-            offsets: dict[int, int] = {}
 
             def on_marker(err: KafkaError | None, msg: Any) -> None:
                 if err is not None:
@@ -187,9 +199,9 @@ class HotPath:
                 key = next(reversed(items))
                 self._produce(self.marker_producer.produce, topic, items[key], key,
                               {"partition": partition, "on_delivery": on_marker})
-            await self._flushed(self.marker_producer)
-            for partition, offset in offsets.items():
-                self.state.set_persisted_offset(partition, offset)
+        await asyncio.gather(self._flushed(self.producer), self._flushed(self.marker_producer))
+        for partition, offset in offsets.items():
+            self.state.set_persisted_offset(partition, offset)
         for name, n in result.counts.items():
             self.totals[name] = self.totals.get(name, 0) + n
         for out in result.command_results:  # results are on the broker now: answer HTTP callers
@@ -198,6 +210,15 @@ class HotPath:
                 waiter.set_result(out)
         self.timing["flush_s"] += time.perf_counter() - pending.started
         return result
+
+    def _send(self, produce: Any, rec: Any) -> None:
+        # No partition given: librdkafka's murmur2 partitioner places it by key, as Kafka does.
+        kwargs: dict[str, Any] = {}
+        if rec.partition is not None:
+            kwargs["partition"] = rec.partition
+        if rec.timestamp_ms is not None:
+            kwargs["timestamp"] = rec.timestamp_ms
+        self._produce(produce, rec.topic, rec.value, rec.key, kwargs)
 
     async def process(self, records: list[InRecord]) -> BatchResult:
         """One batch, start to end (no overlap)."""

@@ -118,7 +118,7 @@ def apply_command(state: State | None, cmd: Command, policy: Policy) -> tuple[di
     state = state if state is not None else {}
     seen = state.get("commands", {}).get(cmd.command_id)
     if seen is not None:  # idempotency: the first result again, nothing changes
-        return {**seen, "replay": True, "seq": state.get("seq", 0)}, state
+        return {**seen, "replay": True}, state  # keeps the first result's seq: its place in history
 
     now = cmd.now_ms
     new: State = dict(state)  # type: ignore[assignment]

@@ -55,7 +55,7 @@ class State(TypedDict, total=False):
     reservation: Reservation  # a pre-assignment (reserve command), live while expires_ms > now
     frozen: dict[str, int]  # license -> frozen until (epoch ms)
     blacklist: list[str]  # licenses that had a duplicate on this number
-    judged: dict[str, list]  # event_id -> [verdict, code, reason, frozen_until_ms, bound_to, decided_ms]
+    judged: dict[str, list]  # event_id -> [verdict, code, reason, frozen_until_ms, bound_to, decided_ms, seq]
     uses: list[list]  # [license, store, order, now_ms, verdict, reason], oldest first, bounded
     commands: dict[str, dict]  # command_id -> its result (core.commands), bounded like `judged`
     appeals: list[dict]  # appeals decided on this number, oldest first, bounded
@@ -103,7 +103,7 @@ def _record(state: State, sub: Submission, verdict: dict, policy: Policy, frozen
     state["seq"] = verdict["seq"] = state.get("seq", 0) + 1
     judged = dict(state.get("judged", {}))
     judged[sub.event_id] = [verdict["verdict"], verdict["code"], verdict["reason"], frozen_until_ms,
-                            verdict["bound_to"], sub.now_ms]
+                            verdict["bound_to"], sub.now_ms, verdict["seq"]]
     while len(judged) > policy.max_judged:
         del judged[next(iter(judged))]  # dicts keep insertion order: drop the oldest
     state["judged"] = judged
@@ -134,10 +134,10 @@ def decide(state: State | None, sub: Submission, policy: Policy) -> tuple[dict, 
     # 2. An event id already judged for this number: the same verdict again, nothing changes.
     judged = state.get("judged", {}).get(sub.event_id)
     if judged is not None:
-        verdict, code, reason, frozen_until_ms, bound_to, decided_ms = judged
+        verdict, code, reason, frozen_until_ms, bound_to, decided_ms, seq = judged
         again = _verdict(sub, verdict, code, reason, replay=True, frozen_until_ms=frozen_until_ms,
                          bound_to=bound_to, decided_ms=decided_ms)
-        again["seq"] = state.get("seq", 0)
+        again["seq"] = seq  # the original decision's place in the number's history
         return again, state
 
     # 3. The binder's own order re-pushing (same carrier, same or later ship time): never a duplicate.
