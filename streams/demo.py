@@ -96,6 +96,11 @@ def run_demo(events: int = 4000, workdir: Path = Path(".demo"), config: str | No
         print("    .venv/bin/trackguard worker --data-dir ./data")
         print("    .venv/bin/trackguard import .demo/sample.jsonl   # or: trackguard submit --tracking-no ...")
         print("    .venv/bin/trackguard tail --from-beginning")
+        print("    .venv/bin/trackguard audit                       # every verdict replayed through the pure core")
+        print("  The HTTP API (start the worker with TRACKGUARD_ADMIN_TOKEN=secret, --web-port 6066):")
+        print("    .venv/bin/trackguard diagnose --token secret RR123456785CN")
+        print("    curl http://127.0.0.1:6066/openapi.json")
+        print("  Docs: README.md, docs/DESIGN.md, docs/BENCHMARKS.md, docs/RELIABILITY.md")
         return 0
     finally:
         if collector is not None:
