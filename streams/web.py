@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import hashlib
 import hmac
 import io
@@ -122,11 +123,17 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, acces
         except orjson.JSONDecodeError as exc:
             return None, problem(view, 400, f"body is not valid JSON: {exc}")
 
-    def authorize(view: faust.web.View, request: Any) -> tuple[Caller | None, Any]:
-        caller = access.caller(request.headers.get("Authorization"))
-        if caller is None:
-            return None, problem(view, 401, "missing or unknown API token (Authorization: Bearer TOKEN)")
-        return caller, None
+    def authorized(method: Any) -> Any:
+        """Answer 401 without a known token; otherwise call the view with the caller."""
+
+        @functools.wraps(method)
+        async def with_caller(view: faust.web.View, request: Any, **kwargs: Any) -> Any:
+            caller = access.caller(request.headers.get("Authorization"))
+            if caller is None:
+                return problem(view, 401, "missing or unknown API token (Authorization: Bearer TOKEN)")
+            return await method(view, request, caller, **kwargs)
+
+        return with_caller
 
     def number_of(raw: Any) -> str | None:
         if not isinstance(raw, str):
@@ -137,10 +144,8 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, acces
 
     @app.page("/tracking/{no}")
     class Tracking(faust.web.View):
-        async def get(self, request: Any, no: str) -> Any:
-            caller, denied = authorize(self, request)
-            if denied:
-                return denied
+        @authorized
+        async def get(self, request: Any, caller: Caller, no: str) -> Any:
             number = number_of(no)
             if number is None:
                 return problem(self, 400, "tracking number must hold letters and digits only")
@@ -152,10 +157,8 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, acces
 
     @app.page("/tracking/check")
     class Check(faust.web.View):
-        async def post(self, request: Any) -> Any:
-            caller, denied = authorize(self, request)
-            if denied:
-                return denied
+        @authorized
+        async def post(self, request: Any, caller: Caller) -> Any:
             body, bad = await read_json(self, request)
             if bad:
                 return bad
@@ -191,10 +194,8 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, acces
 
     @app.page("/licenses/{license_id}/used")
     class Used(faust.web.View):
-        async def get(self, request: Any, license_id: str) -> Any:
-            caller, denied = authorize(self, request)
-            if denied:
-                return denied
+        @authorized
+        async def get(self, request: Any, caller: Caller, license_id: str) -> Any:
             if not caller.admin and caller.license_id != license_id:
                 return problem(self, 403, "a licence token sees only its own licence")
             try:
@@ -246,10 +247,8 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, acces
 
     @app.page("/commands/{kind}")
     class Commands(faust.web.View):
-        async def post(self, request: Any, kind: str) -> Any:
-            caller, denied = authorize(self, request)
-            if denied:
-                return denied
+        @authorized
+        async def post(self, request: Any, caller: Caller, kind: str) -> Any:
             if kind not in KINDS:
                 return problem(self, 404, f"unknown command {kind!r}; one of {list(KINDS)}")
             body, bad = await read_json(self, request)
