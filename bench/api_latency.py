@@ -23,7 +23,7 @@ import aiohttp
 from streams import settings as settings_mod
 from streams.broker import EmbeddedBroker
 from streams.clients import Publisher
-from streams.core.check_digits import s10_check_digit
+from streams.core.check_digits import s10_number
 from streams.kafka import VerdictCollector, ensure_topics
 from streams.launch import WorkerProcess
 
@@ -31,8 +31,7 @@ TOKEN = "bench-token"
 
 
 def number(i: int) -> str:
-    serial = f"{i:08d}"
-    return f"RR{serial}{s10_check_digit(serial)}CN"
+    return s10_number(i)
 
 
 def pct(values: list[float], p: float) -> float:

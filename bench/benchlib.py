@@ -47,19 +47,10 @@ def sample(events: int, settings: Settings, end_ms: int, seed: int = SEED) -> li
         shipments = int(shipments * 1.2) + 10
 
 
-def number_key(value: bytes) -> bytes | None:
-    """The key `trackguard import` gives a submission: its normalized number (None if unreadable)."""
-    try:
-        event = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return None
-    return submission_key(event) if isinstance(event, dict) else None
-
-
 def keyed(events: list[SampleEvent], keying: str) -> list[tuple[bytes | None, bytes, int]]:
     """(key, value, timestamp) per event; keying 'number' (import's way) or 'store' (a legacy plug-in's)."""
     if keying == "number":
-        return [(number_key(e.value), e.value, e.ts_ms) for e in events]
+        return [(submission_key(e.value), e.value, e.ts_ms) for e in events]
     if keying == "store":
         return [(e.store_id.encode(), e.value, e.ts_ms) for e in events]
     raise ValueError(keying)

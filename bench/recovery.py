@@ -25,7 +25,7 @@ from pathlib import Path
 from streams import settings as settings_mod
 from streams.broker import EmbeddedBroker
 from streams.clients import Publisher
-from streams.core.check_digits import s10_check_digit
+from streams.core.check_digits import s10_number
 from streams.kafka import VerdictCollector, ensure_topics, read_topics
 from streams.launch import WorkerProcess
 
@@ -33,8 +33,7 @@ LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
 
 
 def number(i: int) -> str:
-    serial = f"{i:08d}"
-    return f"RR{serial}{s10_check_digit(serial)}CN"
+    return s10_number(i)
 
 
 def event(i: int, order: str = "O1") -> dict:

@@ -20,7 +20,7 @@ from faust.stores.rocksdb import RocksDBOptions
 from rocksdict import WriteBatch
 
 from streams import settings as settings_mod
-from streams.core.check_digits import s10_check_digit
+from streams.core.check_digits import s10_number
 from streams.partitioning import partition_for
 from streams.processor import GuardProcessor, InRecord
 
@@ -39,9 +39,7 @@ def disk_mib(path: str) -> float:
 def events(settings, start: int, n: int, now_ms: int) -> list[InRecord]:
     out = []
     for i in range(start, start + n):
-        serial = f"{i % 100_000_000:08d}"
-        prefix = "RR" if i < 100_000_000 else "RS"
-        number = f"{prefix}{serial}{s10_check_digit(serial)}CN"
+        number = s10_number(i, "RR" if i < 100_000_000 else "RS")
         key = number.encode()
         value = orjson.dumps({"event_id": f"e{i}", "license_id": f"L{i % 3}", "store_id": f"S{i % 11}",
                               "order_id": f"O{i}", "carrier_code": "CHINAPOST", "tracking_no": number,

@@ -220,10 +220,6 @@ class HotPath:
             kwargs["timestamp"] = rec.timestamp_ms
         self._produce(produce, rec.topic, rec.value, rec.key, kwargs)
 
-    async def process(self, records: list[InRecord]) -> BatchResult:
-        """One batch, start to end (no overlap)."""
-        return await self.finish(self.begin(records))
-
     def _on_error(self, err: KafkaError) -> None:
         if err.fatal():  # e.g. the idempotent producer lost a record: nothing it says can be trusted
             self.failures.append(f"fatal producer error: {err}")

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 import orjson
 
 from .core.carriers import CarrierBook
-from .core.check_digits import s10_check_digit
+from .core.check_digits import s10_number
 
 HOUR_MS = 3_600_000
 CST = timezone(timedelta(hours=8))
@@ -58,8 +58,7 @@ class NumberMaker:
     def make(self, carrier: str) -> str:
         r = self.rng
         if carrier in S10_PREFIX and (carrier in ("CHINAPOST", "USPS") or r.random() < 0.5):
-            serial = self.digits(8)
-            return f"{S10_PREFIX[carrier]}{serial}{s10_check_digit(serial)}{'CN' if carrier != 'USPS' else 'US'}"
+            return s10_number(int(self.digits(8)), S10_PREFIX[carrier], "CN" if carrier != "USPS" else "US")
         if carrier == "CAINIAO":
             return "LP00" + self.digits(12)
         if carrier == "YANWEN":

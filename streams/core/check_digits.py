@@ -32,6 +32,12 @@ def s10_check_digit(serial: str) -> int:
     return 0 if c == 10 else 5 if c == 11 else c
 
 
+def s10_number(serial: int, prefix: str = "RR", country: str = "CN") -> str:
+    """A valid S10 number for an 8-digit serial (taken mod 10^8), e.g. 12345678 -> RR123456785CN."""
+    digits = f"{serial % 100_000_000:08d}"
+    return f"{prefix}{digits}{s10_check_digit(digits)}{country}"
+
+
 def s10(number: str) -> bool:
     """AA + 8-digit serial + check digit + AA country, e.g. RR123456785CN."""
     if len(number) != 13 or not _is_digits(number[2:11]):

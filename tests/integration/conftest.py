@@ -16,7 +16,7 @@ import pytest
 from streams import settings as settings_mod
 from streams.broker import EmbeddedBroker
 from streams.clients import Publisher
-from streams.core.check_digits import s10_check_digit
+from streams.core.check_digits import s10_number
 from streams.kafka import VerdictCollector, ensure_topics
 from streams.launch import WorkerProcess
 
@@ -25,8 +25,7 @@ _serials = itertools.count(int(time.time()) % 10_000_000 * 10)
 
 def fresh_s10(prefix: str = "RR", country: str = "CN") -> str:
     """A valid UPU S10 number no other test uses."""
-    serial = f"{next(_serials) % 100_000_000:08d}"
-    return f"{prefix}{serial}{s10_check_digit(serial)}{country}"
+    return s10_number(next(_serials), prefix, country)
 
 
 class Guard:
