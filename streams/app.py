@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 
 import faust
@@ -41,9 +40,9 @@ def faust_settings(settings: Settings) -> dict:
         # verdict (and every commit) back behind tens of thousands of decisions.
         "broker_max_poll_records": settings.batch_max,
         "web_port": settings.web_port,
-        "web_bind": "127.0.0.1" if settings.broker.startswith("127.") else "0.0.0.0",
+        "web_bind": settings.web_bind,
         # Other workers forward requests here for the partitions this worker owns.
-        "web_host": "127.0.0.1" if settings.broker.startswith("127.") else socket.gethostname(),
+        "web_host": settings.advertised_web_host,
     }
 
 

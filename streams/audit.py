@@ -1,6 +1,8 @@
 """`trackguard audit`: read the topics from the start and check the invariants.
 
-1. every submission has a verdict (invalid ones: a dead letter carrying their raw bytes);
+1. every submission has a verdict (invalid ones: a dead letter naming their source offset; one
+   whose decision raised or whose verdict the broker refused: an INTERNAL_ERROR / PRODUCE_FAILED
+   dead letter, counted, and left out of the replay as the worker left it out of the state);
 2. no normalized number is accepted for two different (licence, order) pairs;
 3. every verdict and command result agrees with the pure core replayed over the same input, in
    the order the worker decided them (the `seq` each carries), so replays are marked as replays.
@@ -60,11 +62,11 @@ def audit(settings: Settings, *, idle_s: float = 3.0, max_s: float = 600.0) -> A
     # Inputs, parsed exactly as the worker parses them (same config, same Kafka timestamps).
     by_event: dict[str, Submission] = {}
     expected_events: Counter = Counter()
-    expected_dead: Counter = Counter()
+    expected_dead: Counter = Counter()  # (partition, offset) of the submissions rule 1 rejects
     for m in submissions:
         parsed = parse_submission(m.value(), m.timestamp()[1], settings.carriers, settings.limits)
         if isinstance(parsed, Rejection):
-            expected_dead[base64.b64encode(m.value() or b"").decode()] += 1
+            expected_dead[(m.partition(), m.offset())] += 1
         else:
             by_event.setdefault(parsed.event_id, parsed)
             expected_events[parsed.event_id] += 1
@@ -87,7 +89,13 @@ def audit(settings: Settings, *, idle_s: float = 3.0, max_s: float = 600.0) -> A
             continue
         report.counts[f"verdict:{out['verdict']}"] += 1
         if out["verdict"] == "invalid":
-            seen_dead[out.get("raw") or ""] += 1
+            if out["reason"] == "INTERNAL_ERROR" or out["reason"].startswith("PRODUCE_FAILED:"):
+                report.counts[f"failed:{out['reason']}"] += 1
+                event_id = _event_id(out)
+                if event_id is not None:
+                    seen_events[event_id] += 1
+            elif (out.get("source") or {}).get("topic") == t.submitted:
+                seen_dead[(out["source"]["partition"], out["source"]["offset"])] += 1
             continue
         seen_events[out["event_id"]] += 1
         chains[out["tracking_no"]].append((out["seq"], ts, "verdict", out))
@@ -98,9 +106,9 @@ def audit(settings: Settings, *, idle_s: float = 3.0, max_s: float = 600.0) -> A
     for event_id, n in expected_events.items():
         if seen_events[event_id] < n:
             report.violations.append(f"no verdict for event {event_id} ({seen_events[event_id]} of {n})")
-    for raw, n in expected_dead.items():
-        if seen_dead[raw] < n:
-            report.violations.append(f"invalid submission not on the dead-letter topic: {raw[:60]}")
+    for (partition, offset), n in expected_dead.items():
+        if seen_dead[(partition, offset)] < n:
+            report.violations.append(f"invalid submission {t.submitted}[{partition}]@{offset} not on the dead-letter topic")
     # 2. One owner per number.
     for number, owners in binders.items():
         if len(owners) > 1:
@@ -146,3 +154,15 @@ def audit(settings: Settings, *, idle_s: float = 3.0, max_s: float = 600.0) -> A
             report.counts["replayed_against_core"] += 1
     report.counts["numbers"] = len(chains)
     return report
+
+
+def _event_id(dead_letter: dict) -> str | None:
+    """The event id inside a dead letter's raw bytes, when they are whole and readable."""
+    if dead_letter.get("raw_truncated"):
+        return None
+    try:
+        event = orjson.loads(base64.b64decode(dead_letter.get("raw") or ""))
+    except (ValueError, orjson.JSONDecodeError):
+        return None
+    event_id = event.get("event_id") if isinstance(event, dict) else None
+    return event_id.strip() if isinstance(event_id, str) else None

@@ -13,13 +13,24 @@ import orjson
 from . import settings as settings_mod
 
 
-def _settings(args: argparse.Namespace) -> settings_mod.Settings:
-    return settings_mod.load(
+class CliError(Exception):
+    """A problem the user can fix: printed as one or two lines, exit code 2, no traceback."""
+
+
+def _settings(args: argparse.Namespace, *, broker: bool = False) -> settings_mod.Settings:
+    """The settings for this command; with `broker`, first check that a broker answers."""
+    settings = settings_mod.load(
         args.config,
         broker=getattr(args, "broker", None),
         data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else None,
         web_port=getattr(args, "web_port", None),
     )
+    if broker:
+        from .kafka import check_reachable, ensure_topics
+
+        check_reachable(settings)
+        ensure_topics(settings)  # a first submit before any worker ran: the topics, as the worker makes them
+    return settings
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
@@ -44,13 +55,23 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import faust
 
     from .app import create_app
-    from .kafka import ensure_topics
 
-    settings = _settings(args)
-    ensure_topics(settings)
+    settings = _settings(args, broker=True)
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
     worker.execute_from_commandline()  # returns only via sys.exit
+    return 0
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    if args.markdown:
+        print(settings_mod.reference_markdown())
+        return 0
+    current = _settings(args)
+    for s in settings_mod.DECLARED:
+        value = getattr(current, s.key, None) if s.section in ("kafka", "worker") else None
+        shown = f" = {value}" if value is not None else f" (default {s.default!r})"
+        print(f"[{s.section}] {s.key}{shown}{f'  ${s.env}' if s.env else ''}\n    {s.help}")
     return 0
 
 
@@ -70,7 +91,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
                                                "carrier_code", "tracking_no", "shipped_at", "source")
                  if getattr(args, k) is not None}
         event.setdefault("event_id", f"cli-{time.time_ns()}")
-    pub = Publisher(_settings(args))
+    pub = Publisher(_settings(args, broker=True))
     pub.send(event)
     pub.flush()
     print(f"submitted {event.get('event_id')} to {pub.topic}")
@@ -78,9 +99,13 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from .clients import import_file
+    from .clients import publish_events, read_events
 
-    n = import_file(_settings(args), Path(args.file))
+    path = Path(args.file)
+    if not path.is_file():
+        raise CliError(f"{path}: no such file")
+    events = list(read_events(path))  # every row checked before anything is published
+    n = publish_events(_settings(args, broker=True), events)
     print(f"imported {n} submissions")
     return 0
 
@@ -88,14 +113,14 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_tail(args: argparse.Namespace) -> int:
     from .clients import tail
 
-    tail(_settings(args), as_json=args.json, from_beginning=args.from_beginning, max_s=args.seconds)
+    tail(_settings(args, broker=True), as_json=args.json, from_beginning=args.from_beginning, max_s=args.seconds)
     return 0
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
     from .audit import audit
 
-    report = audit(_settings(args), idle_s=args.idle)
+    report = audit(_settings(args, broker=True), idle_s=args.idle)
     print(report.render())
     return 0 if report.ok else 1
 
@@ -109,6 +134,8 @@ def _http(args: argparse.Namespace, method: str, path: str, body: dict | None = 
 
     url = (args.url or os.environ.get("TRACKGUARD_URL") or "http://127.0.0.1:6066").rstrip("/")
     token = args.token or os.environ.get("TRACKGUARD_TOKEN", "")
+    if not token:
+        raise CliError("no API token: pass --token or set TRACKGUARD_TOKEN (a licence's token, or the admin token)")
     req = urllib.request.Request(url + path, method=method, data=json.dumps(body).encode() if body is not None else None,
                                  headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
     try:
@@ -116,9 +143,10 @@ def _http(args: argparse.Namespace, method: str, path: str, body: dict | None = 
             status, payload = resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         status, payload = exc.code, exc.read()
-    except urllib.error.URLError as exc:
-        print(f"cannot reach {url}: {exc.reason}", file=sys.stderr)
-        return 2
+    except (urllib.error.URLError, OSError) as exc:
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        raise CliError(f"cannot reach the trackguard HTTP API at {url}: {reason}\n"
+                       f"start a worker (`trackguard worker --web-port PORT`) or set --url / TRACKGUARD_URL") from None
     try:
         print(json.dumps(json.loads(payload), indent=2, ensure_ascii=False))
     except ValueError:
@@ -150,6 +178,8 @@ def cmd_command(args: argparse.Namespace) -> int:
                                           "ttl_s", "evidence_ref", "decided_by", "decision", "command_id")
             if getattr(args, k, None) is not None}
     if getattr(args, "evidence", None):
+        if not Path(args.evidence).is_file():
+            raise CliError(f"{args.evidence}: no such evidence file")
         body["evidence_sha256"] = hashlib.sha256(Path(args.evidence).read_bytes()).hexdigest()
     return _http(args, "POST", f"/commands/{args.command}", body)
 
@@ -172,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--web-port", type=int, help="HTTP port (default: TRACKGUARD_WEB_PORT, then 6066)")
     w.add_argument("--loglevel", default="info")
     w.set_defaults(func=cmd_worker)
+
+    st = sub.add_parser("settings", help="every setting: its value now, environment variable and meaning")
+    st.add_argument("--markdown", action="store_true", help="the README's table")
+    st.set_defaults(func=cmd_settings)
 
     d = sub.add_parser("demo", help="broker + worker + a realistic multi-store sample, then a summary")
     d.add_argument("--events", type=int, default=4000, help="shipments in the sample (before re-pushes)")
@@ -228,8 +262,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .clients import BadImportFile, DeliveryFailed
+    from .kafka import BrokerUnreachable
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except (CliError, settings_mod.SettingsError, BrokerUnreachable, BadImportFile, DeliveryFailed) as exc:
+        print(f"trackguard {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file that cannot be read or written
+        print(f"trackguard {args.command}: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ worker decides them in place with no re-keying hop.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import sys
 import time
@@ -21,7 +22,6 @@ from .hotpath import producer_config
 from .kafka import consumer
 from .settings import Settings
 
-CSV_COLUMNS = ("event_id", "license_id", "store_id", "order_id", "carrier_code", "tracking_no", "shipped_at", "source")
 
 
 def submission_key(event: dict | bytes) -> bytes | None:
@@ -33,6 +33,10 @@ def submission_key(event: dict | bytes) -> bytes | None:
             return None
     number = event.get("tracking_no") if isinstance(event, dict) else None
     return normalize_tracking(number).encode() if isinstance(number, str) and number.strip() else None
+
+
+class DeliveryFailed(RuntimeError):
+    """The broker did not take what we published (said with librdkafka's reason)."""
 
 
 class Publisher:
@@ -64,23 +68,54 @@ class Publisher:
     def flush(self, timeout: float = 60.0) -> None:
         left = self.producer.flush(timeout)
         if left or self.errors:
-            raise RuntimeError(f"{left} records not delivered; errors: {self.errors[:3]}")
+            raise DeliveryFailed(f"{left} records not delivered; errors: {self.errors[:3]}")
+
+
+class BadImportFile(ValueError):
+    """A file `trackguard import` cannot read as submissions; says which line and what to fix."""
+
+
+# A CSV must have these columns; without event_id, each row's id is derived from its content, so
+# importing the same file twice is an event-id replay (rule 2), not a second submission.
+CSV_REQUIRED = ("license_id", "store_id", "order_id", "carrier_code", "tracking_no", "shipped_at")
 
 
 def read_events(path: Path) -> Iterator[dict]:
     """CSV (with a header row) or JSON Lines, chosen by the file's extension."""
-    with open(path, newline="", encoding="utf-8") as fh:
-        if path.suffix.lower() == ".csv":
-            for row in csv.DictReader(fh):
-                yield {k: v for k, v in row.items() if v not in (None, "")}
-        else:
-            for line in fh:
-                if line.strip():
-                    yield json.loads(line)
+    with open(path, newline="", encoding="utf-8-sig") as fh:  # -sig: Excel's UTF-8 starts with a BOM
+        try:
+            if path.suffix.lower() == ".csv":
+                yield from _csv_events(csv.DictReader(fh), path)
+            else:
+                for n, line in enumerate(fh, 1):
+                    if line.strip():
+                        try:
+                            event = json.loads(line)
+                        except ValueError as exc:
+                            raise BadImportFile(f"{path}:{n}: not a JSON object ({exc.args[0]})") from None
+                        if not isinstance(event, dict):
+                            raise BadImportFile(f"{path}:{n}: each line must be one JSON object")
+                        yield event
+        except UnicodeDecodeError as exc:
+            raise BadImportFile(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
-def import_file(settings: Settings, path: Path, out: IO = sys.stderr) -> int:
-    events = list(read_events(path))
+def _csv_events(reader: csv.DictReader, path: Path) -> Iterator[dict]:
+    columns = [c.strip() for c in reader.fieldnames or ()]
+    missing = [c for c in CSV_REQUIRED if c not in columns]
+    if missing:
+        raise BadImportFile(f"{path}: the header row lacks the column(s) {', '.join(missing)}; "
+                            f"a CSV needs {', '.join(CSV_REQUIRED)} (event_id and source optional)")
+    reader.fieldnames = columns
+    for row in reader:
+        event = {k: v.strip() for k, v in row.items() if k and isinstance(v, str) and v.strip()}
+        if not event.get("event_id"):
+            digest = hashlib.sha1("|".join(event.get(c, "") for c in CSV_REQUIRED).encode()).hexdigest()
+            event["event_id"] = f"import-{digest[:24]}"
+        yield event
+
+
+def publish_events(settings: Settings, events: list[dict], out: IO = sys.stderr) -> int:
     pub = Publisher(settings)
     total = len(events)
     for i, event in enumerate(events, 1):

@@ -44,11 +44,14 @@ import asyncio
 import logging
 import os
 import time
+from collections import deque
 from typing import Any
 
-from confluent_kafka import KafkaError, Producer
+import orjson
+from confluent_kafka import KafkaError, KafkaException, Producer
 from rocksdict import WriteBatch
 
+from .core.deadletters import Source, dead_letter_key, produce_failed
 from .processor import BatchResult, GuardProcessor, InRecord
 from .settings import Settings
 
@@ -74,6 +77,19 @@ def producer_config(settings: Settings, **extra: Any) -> dict:
 
 class FatalProducerError(RuntimeError):
     """The broker did not take our records: going on would let state and topics drift apart."""
+
+
+class SystemicFailure(RuntimeError):
+    """Too many records failed in a row of time: a bug or a misconfiguration, not bad input."""
+
+
+# Errors with which a broker refuses one record, not the producer or the topic as a whole: that
+# record is dead-lettered (compactly) instead, and the worker goes on. Anything else is fatal.
+RECORD_ERRORS = frozenset({
+    KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_RECORD, KafkaError.INVALID_MSG,
+    KafkaError.RECORD_LIST_TOO_LARGE, KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.INVALID_TIMESTAMP,
+    KafkaError.POLICY_VIOLATION,
+})
 
 
 class RocksState:
@@ -133,7 +149,9 @@ class HotPath:
         self.settings = settings
         self.state = state
         self.processor = GuardProcessor(settings)
-        self.failures: list[str] = []
+        self.failures: list[str] = []  # fatal: the worker stops
+        self.refused: list[tuple[KafkaError, str, bytes | None, bytes | None]] = []  # one record each
+        self.failure_times: deque[float] = deque()  # when records failed (internal error, refused)
         client = f"{settings.app_id}-hotpath"
         self.producer = Producer(producer_config(settings, **{
             "client.id": client, "error_cb": self._on_error,
@@ -164,6 +182,7 @@ class HotPath:
         for p, items in result.state_writes.items():
             for key, value in items.items():
                 self._produce(produce, topic, value, key, {"partition": p})
+        self._count_failures(result.counts.get("internal_error", 0))
         timing = self.timing
         timing["batches"] += 1
         timing["records"] += len(records)
@@ -200,6 +219,9 @@ class HotPath:
                 self._produce(self.marker_producer.produce, topic, items[key], key,
                               {"partition": partition, "on_delivery": on_marker})
         await asyncio.gather(self._flushed(self.producer), self._flushed(self.marker_producer))
+        while self.refused:  # records the broker refused one by one: their dead letters, then acks
+            self._dead_letter_refused()
+            await self._flushed(self.producer)
         for partition, offset in offsets.items():
             self.state.set_persisted_offset(partition, offset)
         for name, n in result.counts.items():
@@ -218,15 +240,47 @@ class HotPath:
             kwargs["partition"] = rec.partition
         if rec.timestamp_ms is not None:
             kwargs["timestamp"] = rec.timestamp_ms
-        self._produce(produce, rec.topic, rec.value, rec.key, kwargs)
+        self._produce(produce, rec.topic, rec.value, rec.key, kwargs, rec.source)
 
     def _on_error(self, err: KafkaError) -> None:
         if err.fatal():  # e.g. the idempotent producer lost a record: nothing it says can be trusted
             self.failures.append(f"fatal producer error: {err}")
 
-    def _on_failed_delivery(self, err: KafkaError | None, _msg: Any) -> None:
-        if err is not None:  # with delivery.report.only.error, only failures arrive here
-            self.failures.append(f"the broker refused a record: {err}")
+    def _on_failed_delivery(self, err: KafkaError | None, msg: Any) -> None:
+        if err is None:  # with delivery.report.only.error, only failures arrive here
+            return
+        if err.code() in RECORD_ERRORS and msg.topic() not in (self.state.changelog_topic, self.settings.topics.invalid):
+            self.refused.append((err, msg.topic(), msg.key(), msg.value()))
+        else:  # a changelog record or a dead letter refused: state and topics would drift
+            self.failures.append(f"the broker refused a record on {msg.topic()}: {err}")
+
+    def _dead_letter_refused(self) -> None:
+        refused, self.refused = self.refused, []
+        for err, topic, key, value in refused:
+            self._dead_letter(err, topic, key, value, None)
+
+    def _dead_letter(self, err: KafkaError, topic: str, key: bytes | None, value: bytes | None,
+                     source: InRecord | None) -> None:
+        """A compact dead letter in place of a record the broker (or the producer) refused."""
+        self._count_failures(1)
+        log.warning("a record for %s was refused (%s): dead-lettered instead", topic, err.name())
+        where = Source(source.topic, source.partition, source.offset) if source is not None else None
+        now_ms = int(time.time() * 1000)  # a refusal happens now; it is not an event's decision
+        out = produce_failed(err.name(), err.str(), topic, value, now_ms, where, self.settings.limits)
+        self._produce(self.producer.produce, self.settings.topics.invalid, orjson.dumps(out), dead_letter_key(key), {})
+
+    def _count_failures(self, n: int) -> None:
+        """Stop when records fail faster than bad input explains: a bug or a misconfiguration."""
+        if not n:
+            return
+        now, window = time.monotonic(), self.failure_times
+        window.extend([now] * n)
+        while window and window[0] < now - 60.0:
+            window.popleft()
+        if len(window) > self.settings.record_failures_per_minute:
+            raise SystemicFailure(f"{len(window)} records failed within a minute (internal errors or refused by "
+                                  f"the broker; limit [worker] record_failures_per_minute = "
+                                  f"{self.settings.record_failures_per_minute}): see the dead letters' reasons")
 
     async def _flushed(self, producer: Producer) -> None:
         # flush() blocks, so it runs in a thread: the event loop keeps serving meanwhile.
@@ -236,13 +290,20 @@ class HotPath:
         if self.failures:
             raise FatalProducerError(self.failures[0])
 
-    def _produce(self, produce: Any, topic: str, value: bytes, key: bytes | None, kwargs: dict) -> None:
+    def _produce(self, produce: Any, topic: str, value: bytes, key: bytes | None, kwargs: dict,
+                 source: InRecord | None = None) -> None:
         while True:
             try:
                 produce(topic, value, key, **kwargs)
                 return
             except BufferError:
                 self.producer.poll(0.01)  # local queue full: serve it, then try again
+            except KafkaException as exc:  # refused before sending, e.g. over message.max.bytes
+                err = exc.args[0]
+                if err.code() not in RECORD_ERRORS or topic in (self.state.changelog_topic, self.settings.topics.invalid):
+                    raise FatalProducerError(f"the producer refused a record for {topic}: {err}") from exc
+                self._dead_letter(err, topic, key, value, source)
+                return
 
 
 def install(app: Any, hot: "HotPath", hot_topics: set[str]) -> None:
@@ -326,6 +387,8 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:
         raise
     except FatalProducerError as exc:
         die("the broker stopped taking records; stopping so state and topics cannot drift", exc)
+    except SystemicFailure as exc:
+        die("records are failing faster than bad input explains", exc)
     except Exception as exc:  # a bug, not bad input: bad input is a verdict, never an exception
         die("the decision path raised", exc)
 

@@ -8,7 +8,22 @@ from typing import Any, Iterator
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from .settings import Settings
+from .settings import Settings, SettingsError
+
+
+class BrokerUnreachable(RuntimeError):
+    """No broker answered at the configured address: said in one line, with what to do."""
+
+
+def check_reachable(settings: Settings, timeout: float = 5.0) -> None:
+    """Fail in seconds, not after librdkafka's 30 s retries, when nothing answers at `settings.broker`."""
+    admin = AdminClient({"bootstrap.servers": settings.broker, "log_level": 2})  # our own message, not its log
+    try:
+        admin.list_topics(timeout=timeout)
+    except KafkaException:
+        raise BrokerUnreachable(
+            f"no Kafka broker answers at {settings.broker} (waited {timeout:.0f} s); start one "
+            f"(`trackguard broker`, `trackguard kafka`) or set --broker / TRACKGUARD_BROKER") from None
 
 
 def all_topics(settings: Settings) -> list[str]:
@@ -16,7 +31,7 @@ def all_topics(settings: Settings) -> list[str]:
     return [t.submitted, settings.repartition_topic, *t.verdicts, t.commands, t.command_results, t.alerts]
 
 
-def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
+def ensure_topics(settings: Settings, timeout: float = 15.0) -> None:
     """Create the app's topics with `settings.partitions` partitions; refuse a mismatch.
 
     The source, repartition and changelog topics must have the same partition count: a number's
@@ -30,13 +45,13 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
             break
         except KafkaException:
             if time.monotonic() > deadline:
-                raise
+                raise BrokerUnreachable(f"no Kafka broker answers at {settings.broker} (waited {timeout:.0f} s)") from None
             time.sleep(0.2)
     missing = [name for name in all_topics(settings) if name not in existing]
     # The worker places every record itself (murmur2), so every topic needs the configured count.
     for name in all_topics(settings):
         if name in existing and len(existing[name].partitions) != settings.partitions:
-            raise SystemExit(
+            raise SettingsError(
                 f"topic {name} has {len(existing[name].partitions)} partitions, the app is configured "
                 f"for {settings.partitions}: set [kafka].partitions (TRACKGUARD_PARTITIONS) to match"
             )

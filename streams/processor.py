@@ -18,8 +18,9 @@ from typing import Callable, Iterable
 import orjson
 
 from .core.commands import CommandRejection, apply_command, parse_command, rejection_result
+from .core.deadletters import Source, dead_letter_key, describe, internal_error, invalid_verdict
 from .core.events import Rejection, parse_submission
-from .core.rules import State, decide, invalid_verdict
+from .core.rules import State, decide
 from .partitioning import partition_for
 from .settings import Settings
 
@@ -41,6 +42,7 @@ class OutRecord:
     value: bytes
     partition: int | None = None  # None: the producer's murmur2 partitioner decides
     timestamp_ms: int | None = None
+    source: InRecord | None = None  # the record it answers: named if the broker refuses this one
 
 
 @dataclass
@@ -68,12 +70,9 @@ class GuardProcessor:
 
     def process(self, records: Iterable[InRecord], read_state: ReadState) -> BatchResult:
         result = BatchResult()
-        produce = result.produce.append
-        counts = result.counts
         # States touched in this batch, so that two events on one number see each other.
         touched: dict[tuple[int, bytes], State | None] = {}
         dirty: set[tuple[int, bytes]] = set()
-        settings, carriers = self.settings, self.settings.carriers
 
         def load(slot: tuple[int, bytes]) -> State | None:
             if slot in touched:
@@ -82,32 +81,15 @@ class GuardProcessor:
             return orjson.loads(raw_state) if raw_state is not None else None
 
         for rec in records:
-            if rec.topic == self.commands:
-                self._command(rec, load, touched, dirty, result)
-                continue
-            parsed = parse_submission(rec.value, rec.timestamp_ms, carriers, settings.limits)
-            if isinstance(parsed, Rejection):
-                verdict = invalid_verdict(parsed, rec.value, rec.timestamp_ms)
-                produce(OutRecord(self.topics.invalid, rec.key, orjson.dumps(verdict)))
-                counts["invalid"] += 1
-                continue
-            key = parsed.tracking_no.encode()
-            partition = partition_for(key, self.partitions)
-            if rec.topic != self.repartition and (rec.key != key or rec.partition != partition):
-                produce(OutRecord(self.repartition, key, rec.value, partition, rec.timestamp_ms))
-                counts["forwarded"] += 1
-                continue
-            if not parsed.carrier_known:
-                counts["unknown_carrier"] += 1
-
-            slot = (rec.partition, key)
-            state = load(slot)
-            verdict, new_state = decide(state, parsed, settings.policy)
-            touched[slot] = new_state
-            if new_state is not state:
-                dirty.add(slot)
-            produce(OutRecord(self.topics.for_verdict(verdict["verdict"]), key, orjson.dumps(verdict)))
-            counts[verdict["verdict"]] += 1
+            try:
+                if rec.topic == self.commands:
+                    self._command(rec, load, touched, dirty, result)
+                else:
+                    self._submission(rec, load, touched, dirty, result)
+            except Exception as exc:  # noqa: BLE001 - a bug this record's content triggers
+                # That record's verdict, not the worker's death: its number's state is unchanged
+                # (the core is pure, `touched` is only set after it returns) and the batch goes on.
+                self._internal_error(rec, exc, result)
 
         # Only states that changed are written (`decide` returns the same object when nothing
         # changed, e.g. an event-id replay), each once per batch with its last value.
@@ -116,12 +98,53 @@ class GuardProcessor:
             writes.setdefault(partition, {})[key] = orjson.dumps(touched[(partition, key)])
         return result
 
+    def _submission(self, rec: InRecord, load: Callable, touched: dict, dirty: set, result: BatchResult) -> None:
+        produce, counts, settings = result.produce.append, result.counts, self.settings
+        parsed = parse_submission(rec.value, rec.timestamp_ms, settings.carriers, settings.limits)
+        if isinstance(parsed, Rejection):
+            verdict = invalid_verdict(parsed, rec.value, rec.timestamp_ms, _source(rec), settings.limits)
+            produce(OutRecord(self.topics.invalid, dead_letter_key(rec.key), orjson.dumps(verdict), source=rec))
+            counts["invalid"] += 1
+            return
+        key = parsed.tracking_no.encode()
+        partition = partition_for(key, self.partitions)
+        if rec.topic != self.repartition and (rec.key != key or rec.partition != partition):
+            produce(OutRecord(self.repartition, key, rec.value, partition, rec.timestamp_ms, source=rec))
+            counts["forwarded"] += 1
+            return
+        if not parsed.carrier_known:
+            counts["unknown_carrier"] += 1
+        slot = (rec.partition, key)
+        state = load(slot)
+        verdict, new_state = decide(state, parsed, settings.policy)
+        encoded = orjson.dumps(verdict)  # before the state moves: a failure here leaves it unchanged
+        touched[slot] = new_state
+        if new_state is not state:
+            dirty.add(slot)
+        produce(OutRecord(self.topics.for_verdict(verdict["verdict"]), key, encoded, source=rec))
+        counts[verdict["verdict"]] += 1
+
+    def _internal_error(self, rec: InRecord, exc: Exception, result: BatchResult) -> None:
+        result.counts["internal_error"] += 1
+        if rec.topic == self.commands:  # every command still gets exactly one result
+            out = {**rejection_result(CommandRejection("INTERNAL_ERROR", None, None, None), rec.timestamp_ms),
+                   "detail": describe(exc),
+                   "source": _source(rec)._asdict()}
+            result.produce.append(OutRecord(self.topics.command_results, dead_letter_key(rec.key),
+                                            orjson.dumps(out), source=rec))
+            result.command_results.append(out)
+            return
+        verdict = internal_error(exc, rec.value, rec.timestamp_ms, _source(rec), self.settings.limits)
+        result.produce.append(OutRecord(self.topics.invalid, dead_letter_key(rec.key), orjson.dumps(verdict),
+                                        source=rec))
+
     def _command(self, rec: InRecord, load: Callable, touched: dict, dirty: set, result: BatchResult) -> None:
         """A reserve/release/appeal, decided by the owner of its number's partition."""
         cmd = parse_command(rec.value, rec.timestamp_ms, self.settings.carriers, self.settings.limits)
         if isinstance(cmd, CommandRejection):
             out = rejection_result(cmd, rec.timestamp_ms)
-            result.produce.append(OutRecord(self.topics.command_results, rec.key, orjson.dumps(out)))
+            result.produce.append(OutRecord(self.topics.command_results, dead_letter_key(rec.key),
+                                            orjson.dumps(out), source=rec))
             result.command_results.append(out)
             result.counts["command_invalid"] += 1
             return
@@ -129,15 +152,20 @@ class GuardProcessor:
         partition = partition_for(key, self.partitions)
         if rec.key != key or rec.partition != partition:
             # Published with another key: put it where its number lives, with its original time.
-            result.produce.append(OutRecord(self.commands, key, rec.value, partition, rec.timestamp_ms))
+            result.produce.append(OutRecord(self.commands, key, rec.value, partition, rec.timestamp_ms, source=rec))
             result.counts["forwarded"] += 1
             return
         slot = (rec.partition, key)
         state = load(slot)
         out, new_state = apply_command(state, cmd, self.settings.policy)
+        encoded = orjson.dumps(out)
         touched[slot] = new_state
         if new_state is not state:
             dirty.add(slot)
-        result.produce.append(OutRecord(self.topics.command_results, key, orjson.dumps(out)))
+        result.produce.append(OutRecord(self.topics.command_results, key, encoded, source=rec))
         result.command_results.append(out)
         result.counts[f"command_{'ok' if out['ok'] else 'refused'}"] += 1
+
+
+def _source(rec: InRecord) -> Source:
+    return Source(rec.topic, rec.partition, rec.offset)

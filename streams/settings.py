@@ -1,15 +1,21 @@
-"""Settings: `config/trackguard.toml`, then environment variables, then explicit overrides.
+"""Settings, declared once: `DECLARED` names every key with its type, default, environment variable
+and one line of help. The loader, the validation, the check of `config/trackguard.toml` and the
+README's table (`trackguard settings --markdown`) all come from it.
 
-The TOML file is the one reference of every knob; this module only loads it.
+Order of precedence: defaults < the TOML file (`--config`, `TRACKGUARD_CONFIG`, or
+config/trackguard.toml) < `TRACKGUARD_*` environment variables < explicit overrides (CLI flags).
+An unknown section or key, or a value of the wrong type, is an error that names it: a typo must
+not be silently ignored.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from .core.carriers import CarrierBook
 from .core.events import Limits
@@ -18,26 +24,77 @@ from .core.rules import HOUR_MS, Policy
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "trackguard.toml"
 
-# environment variable -> (section, key, type)
-ENVIRONMENT = {
-    "TRACKGUARD_BROKER": ("kafka", "broker", str),
-    "TRACKGUARD_APP_ID": ("kafka", "app_id", str),
-    "TRACKGUARD_PARTITIONS": ("kafka", "partitions", int),
-    "TRACKGUARD_DATA_DIR": ("worker", "data_dir", str),
-    "TRACKGUARD_WEB_PORT": ("worker", "web_port", int),
-}
+
+class SettingsError(ValueError):
+    """A settings file or variable that cannot be used; the message says which key and why."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    section: str
+    key: str
+    type: type
+    default: Any
+    help: str
+    env: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.section}.{self.key}"
+
+
+_LIMITS, _POLICY = Limits(), Policy()
+DECLARED: tuple[Setting, ...] = (
+    Setting("kafka", "broker", str, "127.0.0.1:9092", "bootstrap servers, host:port[,host:port] (a kafka:// prefix is accepted)", "TRACKGUARD_BROKER"),
+    Setting("kafka", "app_id", str, "trackguard", "consumer group and prefix of the internal topics", "TRACKGUARD_APP_ID"),
+    Setting("kafka", "partitions", int, 8, "partitions of every topic the app creates (source, repartition and changelog must match)", "TRACKGUARD_PARTITIONS"),
+    Setting("kafka", "replication", int, 1, "replication factor of the topics the app creates (3 on a real cluster)", "TRACKGUARD_REPLICATION"),
+    Setting("kafka", "session_timeout_s", float, 6.0, "consumer-group session; a join waits about half of it"),
+    Setting("kafka", "heartbeat_interval_s", float, 0.5, "consumer-group heartbeat"),
+    Setting("topics", "submitted", str, "shipments.submitted", "submissions, keyed by anything"),
+    Setting("topics", "accepted", str, "shipments.accepted", "accepted verdicts"),
+    Setting("topics", "duplicate", str, "shipments.duplicate", "duplicate verdicts"),
+    Setting("topics", "frozen", str, "shipments.frozen", "frozen verdicts"),
+    Setting("topics", "invalid", str, "shipments.invalid", "dead letters: invalid verdicts with the raw bytes"),
+    Setting("topics", "commands", str, "shipments.commands", "reserve / release / appeal commands"),
+    Setting("topics", "command_results", str, "shipments.command-results", "one result per command"),
+    Setting("topics", "alerts", str, "stores.alerts", "store performance alerts"),
+    Setting("worker", "data_dir", Path, Path("./data"), "where RocksDB lives (one per worker)", "TRACKGUARD_DATA_DIR"),
+    Setting("worker", "web_port", int, 6066, "HTTP API port", "TRACKGUARD_WEB_PORT"),
+    Setting("worker", "web_bind", str, "127.0.0.1", "HTTP API listen address (0.0.0.0: all interfaces, behind your gateway)", "TRACKGUARD_WEB_BIND"),
+    Setting("worker", "web_host", str, "", "host name other workers use to forward requests here (empty: web_bind, or this host's name when binding all interfaces)", "TRACKGUARD_WEB_HOST"),
+    Setting("worker", "batch_max", int, 5000, "records per fetch, i.e. per hot-path batch, at most"),
+    Setting("worker", "fetch_max_wait_ms", int, 25, "how long an empty fetch waits at the broker (Faust's own: 1500)"),
+    Setting("worker", "broker_lost_after_s", float, 60.0, "a worker that cannot reach the broker this long stops (exit 70)"),
+    Setting("worker", "record_failures_per_minute", int, 100, "more records than this failing within a minute (internal errors, refused by the broker) stop the worker: a systemic fault"),
+    Setting("policy", "freeze_hours", float, _POLICY.freeze_ms / HOUR_MS, "a duplicate freezes the number for the licence this long (event time)"),
+    Setting("policy", "max_judged", int, _POLICY.max_judged, "event ids remembered per number (rule 2)"),
+    Setting("policy", "max_uses", int, _POLICY.max_uses, "uses remembered per number (diagnosis)"),
+    Setting("limits", "max_event_bytes", int, _LIMITS.max_event_bytes, "a larger submission or command is invalid (TOO_LARGE)"),
+    Setting("limits", "max_field_chars", int, _LIMITS.max_field_chars, "event_id, license_id, store_id, order_id"),
+    Setting("limits", "max_carrier_chars", int, _LIMITS.max_carrier_chars, "carrier_code"),
+    Setting("limits", "max_tracking_chars", int, _LIMITS.max_tracking_chars, "tracking_no after normalization"),
+    Setting("limits", "max_dead_letter_bytes", int, _LIMITS.max_dead_letter_bytes, "a dead letter keeps the raw bytes in full up to this size, else a prefix + SHA-256 + length"),
+    Setting("limits", "dead_letter_prefix_bytes", int, _LIMITS.dead_letter_prefix_bytes, "the prefix of the raw bytes kept beyond that"),
+    Setting("access", "admin_token", str, "", "API token that sees every licence (prefer TRACKGUARD_ADMIN_TOKEN)", "TRACKGUARD_ADMIN_TOKEN"),
+    Setting("access", "tokens", dict, {}, "licence -> API token table (prefer TRACKGUARD_TOKENS=\"LIC=TOKEN,...\")", "TRACKGUARD_TOKENS"),
+    Setting("carriers", "file", str, "carriers.toml", "the carrier book, relative to the settings file"),
+)
+_BY_SECTION: dict[str, dict[str, Setting]] = {}
+for _s in DECLARED:
+    _BY_SECTION.setdefault(_s.section, {})[_s.key] = _s
 
 
 @dataclass(frozen=True)
 class Topics:
-    submitted: str = "shipments.submitted"
-    accepted: str = "shipments.accepted"
-    duplicate: str = "shipments.duplicate"
-    frozen: str = "shipments.frozen"
-    invalid: str = "shipments.invalid"
-    commands: str = "shipments.commands"
-    command_results: str = "shipments.command-results"
-    alerts: str = "stores.alerts"
+    submitted: str
+    accepted: str
+    duplicate: str
+    frozen: str
+    invalid: str
+    commands: str
+    command_results: str
+    alerts: str
 
     def for_verdict(self, verdict: str) -> str:
         return getattr(self, verdict)
@@ -49,78 +106,174 @@ class Topics:
 
 @dataclass(frozen=True)
 class Settings:
-    broker: str = "127.0.0.1:9092"
-    app_id: str = "trackguard"
-    partitions: int = 8
-    replication: int = 1
-    session_timeout_s: float = 6.0
-    heartbeat_interval_s: float = 0.5
-    data_dir: Path = Path("./data")
-    web_port: int = 6066
-    batch_max: int = 5000
-    fetch_max_wait_ms: int = 25
-    broker_lost_after_s: float = 60.0
-    topics: Topics = field(default_factory=Topics)
-    policy: Policy = field(default_factory=Policy)
-    limits: Limits = field(default_factory=Limits)
-    carriers: CarrierBook | None = None
-    # licence -> API token, and the admin token ([access] in the file; TRACKGUARD_TOKENS and
-    # TRACKGUARD_ADMIN_TOKEN add to / override it). Held hashed by streams.web.Access.
-    tokens: dict = field(default_factory=dict)
-    admin_token: str | None = None
+    broker: str
+    app_id: str
+    partitions: int
+    replication: int
+    session_timeout_s: float
+    heartbeat_interval_s: float
+    data_dir: Path
+    web_port: int
+    web_bind: str
+    web_host: str
+    batch_max: int
+    fetch_max_wait_ms: int
+    broker_lost_after_s: float
+    record_failures_per_minute: int
+    topics: Topics
+    policy: Policy
+    limits: Limits
+    carriers: CarrierBook
+    tokens: dict[str, str]  # licence -> API token; held hashed by streams.web.Access
+    admin_token: str | None
 
     @property
     def repartition_topic(self) -> str:
         """Submissions re-keyed by normalized tracking number (named with the app id: see NOTES)."""
         return f"{self.app_id}-submitted-by-number"
 
+    @property
+    def advertised_web_host(self) -> str:
+        if self.web_host:
+            return self.web_host
+        if self.web_bind in ("0.0.0.0", "::", ""):
+            import socket
+
+            return socket.gethostname()
+        return self.web_bind
+
     def with_(self, **changes: Any) -> "Settings":
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if "broker" in changes:
+            changes["broker"] = normalize_broker(changes["broker"])
+        return replace(self, **changes)
 
 
-def load(config_path: str | Path | None = None, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
-    """Read the TOML file, apply TRACKGUARD_* environment variables, then `overrides` (None = unset)."""
+def normalize_broker(value: str) -> str:
+    """`host:port[,host:port]`, also from Faust's URL form (`kafka://h1:9092;h2:9092`)."""
+    servers = []
+    for part in value.replace(";", ",").split(","):
+        part = part.strip()
+        if "://" in part:
+            part = part.split("://", 1)[1]
+        part = part.rstrip("/")
+        if not part:
+            continue
+        host, sep, port = part.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise SettingsError(f"broker address {part!r} is not host:port (e.g. 127.0.0.1:9092)")
+        servers.append(part)
+    if not servers:
+        raise SettingsError("no broker address given (e.g. 127.0.0.1:9092)")
+    return ",".join(servers)
+
+
+def load(config_path: str | Path | None = None, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Defaults, the TOML file, TRACKGUARD_* variables, then `overrides` (None = unset)."""
     path = Path(config_path or os.environ.get("TRACKGUARD_CONFIG") or DEFAULT_CONFIG)
-    with open(path, "rb") as fh:
-        raw = tomllib.load(fh)
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError:
+        raise SettingsError(f"settings file {path} does not exist") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"settings file {path} cannot be read: {exc}") from None
     env = os.environ if env is None else env
-    for var, (section, key, kind) in ENVIRONMENT.items():
-        if env.get(var):
-            raw.setdefault(section, {})[key] = kind(env[var])
+    values = {s.name: s.default for s in DECLARED}
+    for section, table in raw.items():
+        known = _BY_SECTION.get(section)
+        if known is None:
+            raise SettingsError(f"{path}: unknown section [{section}]{_did_you_mean(section, _BY_SECTION)}")
+        if not isinstance(table, dict):
+            raise SettingsError(f"{path}: [{section}] must be a table")
+        for key, value in table.items():
+            setting = known.get(key)
+            if setting is None:
+                raise SettingsError(f"{path}: unknown key '{key}' in [{section}]{_did_you_mean(key, known)}")
+            values[setting.name] = _typed(setting, value, f"{path}: [{section}] {key}")
+    for setting in DECLARED:
+        if setting.env and env.get(setting.env):
+            text = env[setting.env]
+            values[setting.name] = (_env_tokens(text) if setting.type is dict
+                                    else _typed(setting, _from_text(setting, text), f"environment variable {setting.env}"))
+    if env.get("TRACKGUARD_TOKENS"):  # the environment adds to the file's tokens
+        values["access.tokens"] = {**raw.get("access", {}).get("tokens", {}), **values["access.tokens"]}
 
-    kafka, worker = raw.get("kafka", {}), raw.get("worker", {})
-    policy = raw.get("policy", {})
-    carriers_file = path.parent / raw.get("carriers", {}).get("file", "carriers.toml")
-    with open(carriers_file, "rb") as fh:
-        carriers = CarrierBook.from_mapping(tomllib.load(fh))
+    carriers_file = path.parent / values["carriers.file"]
+    try:
+        with open(carriers_file, "rb") as fh:
+            carriers = CarrierBook.from_mapping(tomllib.load(fh))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"carrier book {carriers_file} cannot be read: {exc}") from None
 
+    def section(name: str) -> dict[str, Any]:
+        return {s.key: values[s.name] for s in DECLARED if s.section == name}
+
+    kafka, worker, policy = section("kafka"), section("worker"), section("policy")
     settings = Settings(
-        broker=kafka.get("broker", Settings.broker),
-        app_id=kafka.get("app_id", Settings.app_id),
-        partitions=int(kafka.get("partitions", Settings.partitions)),
-        replication=int(kafka.get("replication", Settings.replication)),
-        session_timeout_s=float(kafka.get("session_timeout_s", Settings.session_timeout_s)),
-        heartbeat_interval_s=float(kafka.get("heartbeat_interval_s", Settings.heartbeat_interval_s)),
-        data_dir=Path(worker.get("data_dir", Settings.data_dir)),
-        web_port=int(worker.get("web_port", Settings.web_port)),
-        batch_max=int(worker.get("batch_max", Settings.batch_max)),
-        fetch_max_wait_ms=int(worker.get("fetch_max_wait_ms", Settings.fetch_max_wait_ms)),
-        broker_lost_after_s=float(worker.get("broker_lost_after_s", Settings.broker_lost_after_s)),
-        topics=Topics(**raw.get("topics", {})),
-        policy=Policy(
-            freeze_ms=int(float(policy.get("freeze_hours", 72)) * HOUR_MS),
-            max_judged=int(policy.get("max_judged", Policy.max_judged)),
-            max_uses=int(policy.get("max_uses", Policy.max_uses)),
-        ),
-        limits=Limits(**raw.get("limits", {})),
+        **{k: kafka[k] for k in ("app_id", "partitions", "replication", "session_timeout_s", "heartbeat_interval_s")},
+        broker=normalize_broker(kafka["broker"]),
+        **worker,
+        topics=Topics(**section("topics")),
+        policy=Policy(freeze_ms=int(policy["freeze_hours"] * HOUR_MS), max_judged=policy["max_judged"],
+                      max_uses=policy["max_uses"]),
+        limits=Limits(**section("limits")),
         carriers=carriers,
-        tokens={**raw.get("access", {}).get("tokens", {}), **_env_tokens(env)},
-        admin_token=env.get("TRACKGUARD_ADMIN_TOKEN") or raw.get("access", {}).get("admin_token"),
+        tokens=dict(values["access.tokens"]),
+        admin_token=values["access.admin_token"] or None,
     )
+    _check(settings)
     return settings.with_(**overrides)
 
 
-def _env_tokens(env) -> dict[str, str]:
+def _typed(setting: Setting, value: Any, where: str) -> Any:
+    kind = setting.type
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is Path and isinstance(value, str):
+        return Path(value)
+    if kind is dict and isinstance(value, dict):
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise SettingsError(f"{where}: every entry must be \"LICENCE\" = \"TOKEN\" (strings)")
+        return value
+    if isinstance(value, bool) or not isinstance(value, kind):
+        shown = "path" if kind is Path else "table" if kind is dict else kind.__name__
+        raise SettingsError(f"{where} must be a {shown}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _from_text(setting: Setting, text: str) -> Any:
+    if setting.type in (int, float):
+        try:
+            return setting.type(text)
+        except ValueError:
+            raise SettingsError(f"environment variable {setting.env}={text!r} must be a number") from None
+    return text
+
+
+def _check(settings: Settings) -> None:
+    if settings.partitions < 1 or settings.replication < 1:
+        raise SettingsError("[kafka] partitions and replication must be at least 1")
+    if settings.limits.max_dead_letter_bytes < 4 * settings.limits.dead_letter_prefix_bytes + 4096:
+        raise SettingsError("[limits] max_dead_letter_bytes must leave room for the prefix (4 x "
+                            "dead_letter_prefix_bytes + 4096 bytes for the verdict's fields)")
+
+
+def _did_you_mean(word: str, choices: Mapping[str, Any]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(choices)})"
+
+
+def _env_tokens(text: str) -> dict[str, str]:
     """TRACKGUARD_TOKENS="LICENSE=TOKEN,LICENSE=TOKEN"."""
-    pairs = [p.split("=", 1) for p in env.get("TRACKGUARD_TOKENS", "").split(",") if "=" in p]
+    pairs = [p.split("=", 1) for p in text.split(",") if "=" in p]
     return {lic.strip(): tok.strip() for lic, tok in pairs if lic.strip() and tok.strip()}
+
+
+def reference_markdown() -> str:
+    """The README's settings table, from the declarations."""
+    rows = ["| setting | default | environment | meaning |", "|---|---|---|---|"]
+    for s in DECLARED:
+        default = "" if s.default in ("", {}) else str(s.default)
+        rows.append(f"| `{s.name}` | {f'`{default}`' if default else 'none'} | {f'`{s.env}`' if s.env else ''} | {s.help} |")
+    return "\n".join(rows)

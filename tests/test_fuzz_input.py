@@ -79,3 +79,20 @@ def test_missing_field_is_named(field):
     event = {k: v for k, v in GOOD.items() if k != field}
     out = orjson.loads(GuardProcessor(SETTINGS).process([record(orjson.dumps(event))], lambda p, k: None).produce[0].value)
     assert out["reason"] == f"MISSING_FIELD:{field}"
+
+
+@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sizes=st.lists(st.integers(0, 1_048_576), min_size=1, max_size=4),
+       fill=st.sampled_from([b"7", "运".encode(), b"\x00", b'"', b"{"]))
+def test_records_up_to_the_broker_limit_each_get_one_answer_that_fits(sizes, fill):
+    """Payloads of any size up to Kafka's default message limit: one answer each, never larger
+    than the dead-letter limit, the valid event after them still decided."""
+    limit = SETTINGS.limits.max_dead_letter_bytes
+    payloads = [orjson.dumps(GOOD)[:-1] + b', "pad": "' + (fill * n)[:n].replace(b'"', b"x") + b'"}' for n in sizes]
+    payloads += [(fill * n)[:n] for n in sizes]  # and the same sizes as bare bytes
+    records = [record(v, i) for i, v in enumerate([*payloads, orjson.dumps(GOOD)])]
+    result = GuardProcessor(SETTINGS).process(records, lambda p, k: None)
+    assert len(result.produce) == len(records)
+    for out in result.produce:
+        assert len(out.value) <= limit
+    assert orjson.loads(result.produce[-1].value)["verdict"] == "accepted"

@@ -78,3 +78,42 @@ def test_murmur2_matches_kafkas_reference_values():
 
     for key in (b"", b"a", b"ab", b"abc", b"abcd", b"RR123456785CN", "标签".encode()):
         assert murmur2(key) & 0x7FFFFFFF == aiokafka_murmur2(key) & 0x7FFFFFFF
+
+
+def test_a_decision_that_raises_is_that_records_dead_letter_and_the_batch_goes_on(monkeypatch):
+    import streams.processor as processor
+
+    real = processor.decide
+
+    def faulty(state, sub, policy):
+        if sub.event_id == "boom":
+            raise KeyError("a bug this record triggers")
+        return real(state, sub, policy)
+
+    monkeypatch.setattr(processor, "decide", faulty)
+    p = partition_for(b"RR123456785CN", SETTINGS.partitions)
+    result = GuardProcessor(SETTINGS).process(
+        [rec(event("boom"), b"RR123456785CN", offset=7), rec(event("fine"), b"RR123456785CN", offset=8)], Store().read)
+    outs = [(r.topic, orjson.loads(r.value)) for r in result.produce]
+    assert [(t, o["reason"]) for t, o in outs] == [(T.invalid, "INTERNAL_ERROR"), (T.accepted, "FIRST_USE")]
+    dead = outs[0][1]
+    assert dead["error"].startswith("KeyError") and dead["source"] == {"topic": T.submitted, "partition": p, "offset": 7}
+    assert result.counts["internal_error"] == 1
+    # The failed record left no trace in the state: the next event on the number binds it.
+    (written,) = result.state_writes[p].values()
+    assert list(orjson.loads(written)["judged"]) == ["fine"]
+
+
+def test_a_command_that_raises_still_gets_exactly_one_result(monkeypatch):
+    import streams.processor as processor
+
+    monkeypatch.setattr(processor, "apply_command", lambda *a: 1 / 0)
+    cmd = orjson.dumps({"command": "release", "command_id": "c1", "license_id": "L1", "tracking_no": "RR123456785CN",
+                        "order_id": "O1"})
+    p = partition_for(b"RR123456785CN", SETTINGS.partitions)
+    result = GuardProcessor(SETTINGS).process([rec(cmd, b"RR123456785CN", topic=T.commands, partition=p)], Store().read)
+    (out,) = result.produce
+    body = orjson.loads(out.value)
+    assert (out.topic, body["ok"], body["error"]) == (T.command_results, False, "INTERNAL_ERROR")
+    assert body["detail"].startswith("ZeroDivisionError") and result.command_results == [body]
+    assert not result.state_writes

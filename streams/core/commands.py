@@ -57,7 +57,7 @@ def parse_command(raw: bytes | None, now_ms: int, carriers: CarrierBook, limits:
     def reject(field: str, obj: dict | None = None, number: str | None = None) -> CommandRejection:
         obj = obj or {}
         kind = obj.get("command") if obj.get("command") in KINDS else None
-        cid = obj.get("command_id") if isinstance(obj.get("command_id"), str) else None
+        cid = _text(obj, "command_id", limits.max_field_chars)  # echoed: bounded like every field
         return CommandRejection(field if field in ("BAD_CHECK_DIGIT",) else f"INVALID_COMMAND:{field}", kind, cid, number)
 
     if raw is None or len(raw) > limits.max_event_bytes:

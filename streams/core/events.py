@@ -25,6 +25,21 @@ class Limits:
     max_field_chars: int = 128  # event_id, license_id, store_id, order_id (spec: event_id 1-128)
     max_carrier_chars: int = 32
     max_tracking_chars: int = 40  # after normalization; the longest real formats are 34
+    # A dead letter keeps the raw bytes (base64) in full while the whole record stays within
+    # this size; beyond it, a prefix of `dead_letter_prefix_bytes`, the SHA-256 and the length.
+    # Well under the producer's and Kafka's ~1 MB message limit, so a dead letter always fits.
+    max_dead_letter_bytes: int = 262_144
+    dead_letter_prefix_bytes: int = 1024
+
+    def for_field(self, name: str) -> int:
+        """The most characters a submission field may have as sent (before normalization)."""
+        if name == "carrier_code":
+            return self.max_carrier_chars
+        if name == "shipped_at":
+            return 64
+        if name == "tracking_no":
+            return 4 * self.max_tracking_chars  # the raw form may hold spaces and dashes
+        return self.max_field_chars
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +71,10 @@ class Rejection:
     fields: dict[str, Any]  # whatever could be read, echoed in the dead-letter verdict
 
 
-def _echo(obj: dict) -> dict[str, Any]:
-    """The readable fields of a rejected event, echoed in its dead-letter verdict."""
-    return {k: obj[k] for k in REQUIRED if isinstance(obj.get(k), str) and len(obj[k]) <= 256}
+def _echo(obj: dict, limits: Limits) -> dict[str, Any]:
+    """The readable fields of a rejected event, echoed in its dead-letter verdict: only those
+    within their limit (an over-long one is named by the reason, and kept in the raw bytes)."""
+    return {k: obj[k] for k in REQUIRED if isinstance(obj.get(k), str) and len(obj[k]) <= limits.for_field(k)}
 
 
 def _text_field(obj: dict, name: str, limit: int) -> str | Rejection:
@@ -92,40 +108,34 @@ def parse_submission(raw: bytes | None, now_ms: int, carriers: CarrierBook, limi
         return Rejection("NOT_AN_OBJECT", f"event must be a JSON object, got {type(obj).__name__}", {})
     values: dict[str, str] = {}
     for name in REQUIRED:
-        limit = (
-            limits.max_carrier_chars if name == "carrier_code"
-            else 64 if name == "shipped_at"
-            else 4 * limits.max_tracking_chars if name == "tracking_no"  # raw form may hold separators
-            else limits.max_field_chars
-        )
-        value = _text_field(obj, name, limit)
+        value = _text_field(obj, name, limits.for_field(name))
         if isinstance(value, Rejection):
-            return Rejection(value.reason, value.error, _echo(obj))
+            return Rejection(value.reason, value.error, _echo(obj, limits))
         values[name] = value
 
     source = obj.get("source")
     if source is not None and source not in SOURCES:
-        return Rejection("BAD_VALUE:source", f"source must be one of {sorted(SOURCES)}", _echo(obj))
+        return Rejection("BAD_VALUE:source", f"source must be one of {sorted(SOURCES)}", _echo(obj, limits))
 
     tracking = normalize_tracking(values["tracking_no"])
     if not tracking:
-        return Rejection("MISSING_FIELD:tracking_no", "tracking_no is empty after normalization", _echo(obj))
+        return Rejection("MISSING_FIELD:tracking_no", "tracking_no is empty after normalization", _echo(obj, limits))
     if len(tracking) > limits.max_tracking_chars:
-        return Rejection("TOO_LONG:tracking_no", f"tracking_no has {len(tracking)} characters, at most {limits.max_tracking_chars}", _echo(obj))
+        return Rejection("TOO_LONG:tracking_no", f"tracking_no has {len(tracking)} characters, at most {limits.max_tracking_chars}", _echo(obj, limits))
     if not is_clean_tracking(tracking):
-        return Rejection("BAD_CHARS:tracking_no", "tracking_no may hold only letters and digits", _echo(obj))
+        return Rejection("BAD_CHARS:tracking_no", "tracking_no may hold only letters and digits", _echo(obj, limits))
 
     try:
         shipped_ms = parse_rfc3339_ms(values["shipped_at"])
     except ValueError as exc:
-        return Rejection("BAD_TIME:shipped_at", f"shipped_at is not RFC 3339 with an offset: {exc}", _echo(obj))
+        return Rejection("BAD_TIME:shipped_at", f"shipped_at is not RFC 3339 with an offset: {exc}", _echo(obj, limits))
 
     carrier = carriers.canonical(values["carrier_code"])
     if not carrier:
-        return Rejection("MISSING_FIELD:carrier_code", "carrier_code is empty after normalization", _echo(obj))
+        return Rejection("MISSING_FIELD:carrier_code", "carrier_code is empty after normalization", _echo(obj, limits))
     problem = carriers.validate(carrier, tracking)
     if problem is not None:
-        echo = {**_echo(obj), "carrier_code": carrier, "tracking_no": tracking}
+        echo = {**_echo(obj, limits), "carrier_code": carrier, "tracking_no": tracking}
         detail = "fails its carrier's check digit" if problem == "BAD_CHECK_DIGIT" else "fits no format of its carrier"
         return Rejection(problem if problem == "BAD_CHECK_DIGIT" else f"{problem}:tracking_no", f"tracking_no {tracking} {detail}", echo)
 

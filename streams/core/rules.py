@@ -8,11 +8,10 @@ can skip the write and the changelog record.
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from .events import Rejection, Submission
+from .events import Submission
 from .normalize import fingerprint, format_ms
 
 ACCEPTED, DUPLICATE, FROZEN, INVALID = "accepted", "duplicate", "frozen", "invalid"
@@ -192,26 +191,3 @@ def decide(state: State | None, sub: Submission, policy: Policy) -> tuple[dict, 
     else:
         reason = "TIMESTAMP_REGRESSION"
     return _duplicate(state, sub, reason, policy)
-
-
-def invalid_verdict(rejection: Rejection, raw: bytes | None, now_ms: int) -> dict:
-    """Rule 1's dead-letter verdict: the reason, a readable error and the raw bytes (base64)."""
-    fields = rejection.fields
-    return {
-        "event_id": fields.get("event_id"),
-        "license_id": fields.get("license_id"),
-        "store_id": fields.get("store_id"),
-        "order_id": fields.get("order_id"),
-        "carrier_code": fields.get("carrier_code"),
-        "tracking_no": fields.get("tracking_no"),
-        "shipped_at": fields.get("shipped_at"),
-        "verdict": INVALID,
-        "code": "INVALID_EVENT",
-        "reason": rejection.reason,
-        "error": rejection.error,
-        "fingerprint": None,
-        "decided_at": format_ms(now_ms),
-        "replay": False,
-        "bound_to": None,
-        "raw": base64.b64encode(raw or b"").decode("ascii"),
-    }

@@ -7,6 +7,7 @@ and the tests read the verdict topics back.
 from __future__ import annotations
 
 import itertools
+import json
 import time
 import uuid
 from pathlib import Path
@@ -28,22 +29,51 @@ def fresh_s10(prefix: str = "RR", country: str = "CN") -> str:
     return s10_number(next(_serials), prefix, country)
 
 
-class Guard:
-    """A broker + worker + publisher + verdict reader, as a test sees the product."""
+def write_config(path: Path, sections: dict[str, dict]) -> Path:
+    """A settings file (TOML) from plain values: what a user would write, read by the real loader."""
+    lines = []
+    for section, values in sections.items():
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]  # JSON scalars are TOML
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
-    def __init__(self, broker: EmbeddedBroker, workdir: Path) -> None:
+
+class Guard:
+    """A broker + worker + publisher + verdict reader, as a test sees the product.
+
+    Each Guard has its own app id, and so its own topics, consumer group and changelog: tests on
+    one shared broker cannot see or disturb each other's records, and each passes alone.
+    """
+
+    def __init__(self, broker: EmbeddedBroker, workdir: Path, **sections: dict) -> None:
         self.broker = broker
         self.workdir = workdir
-        self.settings = settings_mod.load(broker=broker.address, data_dir=workdir / "data")
+        self.app_id = f"tg-{uuid.uuid4().hex[:10]}"
+        defaults = settings_mod.load()
+        topics = {name: f"{self.app_id}.{getattr(defaults.topics, name)}" for name in defaults.topics.__dataclass_fields__}
+        config = {"kafka": {"app_id": self.app_id, "broker": broker.address},
+                  "topics": topics, "carriers": {"file": str(settings_mod.DEFAULT_CONFIG.parent / "carriers.toml")}}
+        for name, values in sections.items():
+            config[name] = {**config.get(name, {}), **values}
+        self.config_path = write_config(workdir / "trackguard.toml", config)
+        self.settings = settings_mod.load(self.config_path, data_dir=workdir / "data")
         ensure_topics(self.settings)
         self.publisher = Publisher(self.settings)
         self.collector = VerdictCollector(
             self.settings, [*self.settings.topics.verdicts, self.settings.topics.command_results]).start()
         self.worker: WorkerProcess | None = None
+        self.workers: list[WorkerProcess] = []
 
-    def start_worker(self, data_dir: Path | None = None) -> WorkerProcess:
-        self.worker = WorkerProcess(self.broker.address, data_dir or self.workdir / "data",
-                                    self.workdir / "worker.log").start()
+    def new_worker(self, data_dir: Path | None = None, env: dict[str, str] | None = None, name: str = "worker") -> WorkerProcess:
+        """A worker of this guard's app (same settings file), started."""
+        worker = WorkerProcess(self.broker.address, data_dir or self.workdir / "data", self.workdir / f"{name}.log",
+                               env=env, config=str(self.config_path)).start()
+        self.workers.append(worker)
+        return worker
+
+    def start_worker(self, data_dir: Path | None = None, env: dict[str, str] | None = None) -> WorkerProcess:
+        self.worker = self.new_worker(data_dir, env)
         return self.worker
 
     def submit(self, *, key: bytes | None = None, ts_ms: int | None = None, raw: bytes | None = None,
@@ -73,8 +103,8 @@ class Guard:
 
     def close(self) -> None:
         self.collector.stop()
-        if self.worker:
-            self.worker.stop()
+        for worker in self.workers:
+            worker.stop()
 
 
 @pytest.fixture(scope="session")

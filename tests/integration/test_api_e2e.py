@@ -9,8 +9,6 @@ import urllib.request
 
 import pytest
 
-from streams.launch import WorkerProcess
-
 from .conftest import Guard, fresh_s10
 
 pytestmark = pytest.mark.broker
@@ -39,8 +37,7 @@ def call(port: int, method: str, path: str, token: str | None = TOKENS["L1"], bo
 def cluster(own_module_broker, tmp_path_factory):
     work = tmp_path_factory.mktemp("api")
     guard = Guard(own_module_broker, work)
-    workers = [WorkerProcess(own_module_broker.address, work / f"d{i}", work / f"w{i}.log", env=ENV).start()
-               for i in range(2)]
+    workers = [guard.new_worker(work / f"d{i}", env=ENV, name=f"w{i}") for i in range(2)]
     ports = [w.web_port for w in workers]
     # Ready when both workers own partitions: probe numbers until answers come from both.
     deadline = time.time() + 90
@@ -53,8 +50,6 @@ def cluster(own_module_broker, tmp_path_factory):
         time.sleep(0.5)
     assert len(served) == 2, "the two workers never split the partitions"
     yield guard, ports
-    for w in workers:
-        w.stop()
     guard.close()
 
 
