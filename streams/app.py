@@ -17,6 +17,7 @@ from confluent_kafka import KafkaException
 
 from . import web
 from .hotpath import HotPath, RocksState, die, install
+from .kafka import high_watermark_lags
 from .settings import Settings
 
 log = logging.getLogger("trackguard.app")
@@ -55,7 +56,17 @@ def create_app(settings: Settings) -> faust.App:
                         help="state per normalized tracking number")
     hot_topics = (settings.topics.submitted, settings.repartition_topic, settings.topics.commands)
     submissions = app.topic(*hot_topics, key_type=bytes, value_type=bytes, partitions=settings.partitions)
-    hot = HotPath(settings, RocksState(numbers))
+    markers = {"always": True, "never": False}.get(settings.changelog_markers)
+    how = f"[kafka] changelog_markers = {settings.changelog_markers}"
+    if markers is None:
+        markers = high_watermark_lags(settings)
+        how = ("probed: the broker reports high watermarks short of the log's end (Tansu)" if markers
+               else "probed: the broker reports exact high watermarks")
+    hot = HotPath(settings, RocksState(numbers), markers)
+
+    @app.task
+    async def announce() -> None:  # logged once the worker's logging is set up
+        log.info("changelog markers %s (%s)", "on" if markers else "off", how)
     app.trackguard_hotpath = hot  # type: ignore[attr-defined]
 
     @app.agent(submissions, name="guard")
@@ -91,6 +102,11 @@ def create_app(settings: Settings) -> faust.App:
         if missing:
             die(f"broker {settings.broker} no longer has topics {missing}: it lost its data (the embedded "
                 f"broker keeps everything in memory); restart the workers on wiped data dirs")
+
+    if not markers:
+        @app.timer(2.0)
+        async def persist_changelog_offsets() -> None:
+            await hot.persist_offsets()
 
     @app.timer(10.0)
     async def report() -> None:

@@ -51,6 +51,15 @@ def cmd_broker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kafka(args: argparse.Namespace) -> int:
+    from .cluster import java_available, run_cluster
+
+    missing = java_available()
+    if missing:
+        raise CliError(f"{missing}; install OpenJDK 17+ and Maven, or use `trackguard broker` (Tansu)")
+    return run_cluster(nodes=args.nodes, workdir=Path(args.workdir) if args.workdir else None)
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     import faust
 
@@ -196,6 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("broker", help="run the embedded Tansu broker on a loopback port and print its address")
     b.add_argument("--port", type=int, help="port (default: a free one)")
     b.set_defaults(func=cmd_broker)
+
+    k = sub.add_parser("kafka", help="run Apache Kafka (KRaft, from Maven jars) on loopback and print its bootstrap servers")
+    k.add_argument("--nodes", type=int, choices=[1, 3], default=1, help="1, or 3 (replication 3, min ISR 2)")
+    k.add_argument("--workdir", help="log dirs and node logs (default: a new temporary directory)")
+    k.set_defaults(func=cmd_kafka)
 
     w = with_broker(sub.add_parser("worker", help="run a Faust worker"))
     w.add_argument("--data-dir", help="RocksDB directory (default: TRACKGUARD_DATA_DIR, then the config file)")

@@ -48,7 +48,8 @@ from collections import deque
 from typing import Any
 
 import orjson
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 from rocksdict import WriteBatch
 
 from .core.deadletters import Source, dead_letter_key, produce_failed
@@ -145,8 +146,12 @@ class HotPath:
 
     ACK_TIMEOUT_S = 60.0
 
-    def __init__(self, settings: Settings, state: RocksState) -> None:
+    def __init__(self, settings: Settings, state: RocksState, markers: bool) -> None:
         self.settings = settings
+        # Whether each changelog batch ends with a marker record (a broker whose high watermark
+        # lags: Tansu), or persisted offsets come from the changelog's watermark (Kafka).
+        self.markers = markers
+        self.unpersisted: set[int] = set()  # changelog partitions written since offsets were persisted
         self.state = state
         self.processor = GuardProcessor(settings)
         self.failures: list[str] = []  # fatal: the worker stops
@@ -157,7 +162,8 @@ class HotPath:
             "client.id": client, "error_cb": self._on_error,
             "delivery.report.only.error": True, "on_delivery": self._on_failed_delivery}))
         self.marker_producer = Producer(producer_config(settings, **{
-            "client.id": f"{client}-markers", "error_cb": self._on_error, "linger.ms": 0}))
+            "client.id": f"{client}-markers", "error_cb": self._on_error, "linger.ms": 0})) if markers else None
+        self.admin = None if markers else AdminClient({"bootstrap.servers": settings.broker})
         self.totals: dict[str, int] = {}
         # Where a batch's time goes (seconds): deciding (CPU) and waiting for the broker's acks.
         self.timing = {"batches": 0, "records": 0, "decide_s": 0.0, "flush_s": 0.0}
@@ -199,7 +205,8 @@ class HotPath:
             if rec.topic not in hops:
                 self._send(produce, rec)
         offsets: dict[int, int] = {}
-        if result.state_writes:
+        flushes = [self._flushed(self.producer)]
+        if result.state_writes and self.markers:
             # Tansu 0.6 reports a partition's high watermark as the base offset of its last record
             # batch + 1, not its last offset + 1, and Faust's recovery reads a changelog only up to
             # that watermark: records in the tail of a multi-record batch would not be restored.
@@ -218,7 +225,10 @@ class HotPath:
                 key = next(reversed(items))
                 self._produce(self.marker_producer.produce, topic, items[key], key,
                               {"partition": partition, "on_delivery": on_marker})
-        await asyncio.gather(self._flushed(self.producer), self._flushed(self.marker_producer))
+            flushes.append(self._flushed(self.marker_producer))
+        elif result.state_writes:
+            self.unpersisted.update(result.state_writes)  # see persist_offsets
+        await asyncio.gather(*flushes)
         while self.refused:  # records the broker refused one by one: their dead letters, then acks
             self._dead_letter_refused()
             await self._flushed(self.producer)
@@ -232,6 +242,32 @@ class HotPath:
                 waiter.set_result(out)
         self.timing["flush_s"] += time.perf_counter() - pending.started
         return result
+
+    async def persist_offsets(self) -> None:
+        """Without markers (Kafka): record each written changelog partition's end as the store's
+        persisted offset, so a restart restores only what came after it. Safe at any moment: every
+        record in the changelog was written to RocksDB before it was produced, and one worker
+        writes a partition. Called from a timer, not per batch: a stale offset only means a
+        restart re-reads a little more."""
+        if not self.unpersisted:
+            return
+        partitions, self.unpersisted = self.unpersisted, set()
+        topic = self.state.changelog_topic
+        request = {TopicPartition(topic, p): OffsetSpec.latest() for p in partitions}
+
+        def ends() -> dict[int, int]:
+            futures = self.admin.list_offsets(request, request_timeout=10)
+            return {tp.partition: future.result().offset for tp, future in futures.items()}
+
+        try:
+            found = await asyncio.get_running_loop().run_in_executor(None, ends)
+        except KafkaException as exc:  # the next call tries again; recovery is still correct meanwhile
+            log.warning("could not read the changelog's end offsets: %s", exc)
+            self.unpersisted |= partitions
+            return
+        for partition, end in found.items():
+            if end > 0:
+                self.state.set_persisted_offset(partition, end - 1)
 
     def _send(self, produce: Any, rec: Any) -> None:
         # No partition given: librdkafka's murmur2 partitioner places it by key, as Kafka does.

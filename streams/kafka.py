@@ -67,6 +67,38 @@ def ensure_topics(settings: Settings, timeout: float = 15.0) -> None:
                     raise
 
 
+def high_watermark_lags(settings: Settings, timeout: float = 10.0) -> bool:
+    """Does this broker report a partition's high watermark short of the log's end after a
+    multi-record batch? Tansu 0.6 does (it reports the last batch's base offset + 1); Apache Kafka
+    does not. Probed by behaviour, not by brand: three records in one batch to a one-partition
+    topic of the app's own (`<app_id>-watermark-probe`), then the watermark is read back."""
+    topic = f"{settings.app_id}-watermark-probe"
+    admin = AdminClient({"bootstrap.servers": settings.broker})
+    if topic not in admin.list_topics(timeout=timeout).topics:
+        futures = admin.create_topics([NewTopic(topic, 1, settings.replication)], operation_timeout=timeout)
+        try:
+            futures[topic].result()
+        except KafkaException as exc:
+            if exc.args[0].code() != 36:  # TOPIC_ALREADY_EXISTS: another worker probed first
+                raise
+    from confluent_kafka import Producer
+
+    offsets: list[int] = []
+    producer = Producer({"bootstrap.servers": settings.broker, "linger.ms": 200, "acks": "all",
+                         "log.connection.close": False})
+    for i in range(3):  # within linger.ms: one record batch
+        producer.produce(topic, b"probe", partition=0,
+                         on_delivery=lambda err, msg: offsets.append(msg.offset()) if err is None else None)
+    if producer.flush(timeout) or len(offsets) != 3:
+        raise BrokerUnreachable(f"the broker at {settings.broker} did not take the watermark probe")
+    probe = consumer(settings)
+    try:
+        _low, high = probe.get_watermark_offsets(TopicPartition(topic, 0), timeout=timeout)
+    finally:
+        probe.close()
+    return high < max(offsets) + 1
+
+
 def consumer(settings: Settings, group: str | None = None, **extra: Any) -> Consumer:
     config = {
         "bootstrap.servers": settings.broker,

@@ -49,6 +49,7 @@ DECLARED: tuple[Setting, ...] = (
     Setting("kafka", "app_id", str, "trackguard", "consumer group and prefix of the internal topics", "TRACKGUARD_APP_ID"),
     Setting("kafka", "partitions", int, 8, "partitions of every topic the app creates (source, repartition and changelog must match)", "TRACKGUARD_PARTITIONS"),
     Setting("kafka", "replication", int, 1, "replication factor of the topics the app creates (3 on a real cluster)", "TRACKGUARD_REPLICATION"),
+    Setting("kafka", "changelog_markers", str, "auto", "end each changelog batch with a marker record: needed where the broker's high watermark lags (Tansu); auto probes the broker at start, or always / never"),
     Setting("kafka", "session_timeout_s", float, 6.0, "consumer-group session; a join waits about half of it"),
     Setting("kafka", "heartbeat_interval_s", float, 0.5, "consumer-group heartbeat"),
     Setting("topics", "submitted", str, "shipments.submitted", "submissions, keyed by anything"),
@@ -110,6 +111,7 @@ class Settings:
     app_id: str
     partitions: int
     replication: int
+    changelog_markers: str
     session_timeout_s: float
     heartbeat_interval_s: float
     data_dir: Path
@@ -211,7 +213,8 @@ def load(config_path: str | Path | None = None, env: Mapping[str, str] | None = 
 
     kafka, worker, policy = section("kafka"), section("worker"), section("policy")
     settings = Settings(
-        **{k: kafka[k] for k in ("app_id", "partitions", "replication", "session_timeout_s", "heartbeat_interval_s")},
+        **{k: kafka[k] for k in ("app_id", "partitions", "replication", "changelog_markers", "session_timeout_s",
+                                 "heartbeat_interval_s")},
         broker=normalize_broker(kafka["broker"]),
         **worker,
         topics=Topics(**section("topics")),
@@ -254,6 +257,8 @@ def _from_text(setting: Setting, text: str) -> Any:
 def _check(settings: Settings) -> None:
     if settings.partitions < 1 or settings.replication < 1:
         raise SettingsError("[kafka] partitions and replication must be at least 1")
+    if settings.changelog_markers not in ("auto", "always", "never"):
+        raise SettingsError(f"[kafka] changelog_markers must be auto, always or never, not {settings.changelog_markers!r}")
     if settings.limits.max_dead_letter_bytes < 4 * settings.limits.dead_letter_prefix_bytes + 4096:
         raise SettingsError("[limits] max_dead_letter_bytes must leave room for the prefix (4 x "
                             "dead_letter_prefix_bytes + 4096 bytes for the verdict's fields)")

@@ -1,27 +1,61 @@
-"""Integration fixtures: a real Kafka-protocol broker (embedded Tansu) and real worker processes.
+"""Integration fixtures: real brokers (embedded Tansu, and a three-node Apache Kafka cluster) and
+real worker processes.
 
 Nothing is mocked: the tests publish to the broker, a `trackguard worker` child process decides,
-and the tests read the verdict topics back.
+and the tests read the verdict topics back. Every test that takes `broker` runs once on each:
+the Kafka tier needs `java` and `mvn`; without them it is skipped, loudly (see tests/conftest.py),
+unless TRACKGUARD_REQUIRE_KAFKA=1 (as `.ci/run` sets), which makes a missing tool a failure.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from streams import settings as settings_mod
 from streams.broker import EmbeddedBroker
+from streams.cluster import KafkaCluster, java_available
 from streams.clients import Publisher
 from streams.core.check_digits import s10_number
 from streams.kafka import VerdictCollector, ensure_topics
 from streams.launch import WorkerProcess
 
 _serials = itertools.count(int(time.time()) % 10_000_000 * 10)
+
+
+KAFKA_SKIPPED = "KAFKA TIER SKIPPED"
+
+
+@dataclass
+class BrokerUnderTest:
+    """What a test needs of a broker, whichever it is."""
+
+    kind: str  # "tansu" or "kafka"
+    address: str
+    replication: int
+    handle: Any  # the EmbeddedBroker or KafkaCluster, for tests that stop or kill it
+
+
+def require_kafka() -> None:
+    """Skip (loudly) or fail when this machine cannot run the Kafka tier."""
+    missing = java_available()
+    if missing:
+        if os.environ.get("TRACKGUARD_REQUIRE_KAFKA") == "1":
+            pytest.fail(f"the Kafka tier is required (TRACKGUARD_REQUIRE_KAFKA=1) but {missing}", pytrace=False)
+        pytest.skip(f"{KAFKA_SKIPPED}: {missing}")
+
+
+def start_kafka(workdir: Path, nodes: int = 3) -> KafkaCluster:
+    require_kafka()
+    return KafkaCluster(nodes=nodes, workdir=workdir).start()
 
 
 def fresh_s10(prefix: str = "RR", country: str = "CN") -> str:
@@ -46,13 +80,13 @@ class Guard:
     one shared broker cannot see or disturb each other's records, and each passes alone.
     """
 
-    def __init__(self, broker: EmbeddedBroker, workdir: Path, **sections: dict) -> None:
+    def __init__(self, broker: BrokerUnderTest, workdir: Path, **sections: dict) -> None:
         self.broker = broker
         self.workdir = workdir
         self.app_id = f"tg-{uuid.uuid4().hex[:10]}"
         defaults = settings_mod.load()
         topics = {name: f"{self.app_id}.{getattr(defaults.topics, name)}" for name in defaults.topics.__dataclass_fields__}
-        config = {"kafka": {"app_id": self.app_id, "broker": broker.address},
+        config = {"kafka": {"app_id": self.app_id, "broker": broker.address, "replication": broker.replication},
                   "topics": topics, "carriers": {"file": str(settings_mod.DEFAULT_CONFIG.parent / "carriers.toml")}}
         for name, values in sections.items():
             config[name] = {**config.get(name, {}), **values}
@@ -107,11 +141,22 @@ class Guard:
             worker.stop()
 
 
-@pytest.fixture(scope="session")
-def broker(tmp_path_factory):
-    b = EmbeddedBroker(log_path=tmp_path_factory.mktemp("broker") / "broker.log").start()
-    yield b
-    b.stop()
+@pytest.fixture(scope="session", params=["tansu", pytest.param("kafka", marks=pytest.mark.kafka)])
+def broker(request, tmp_path_factory):
+    """Each broker test runs on Tansu and on a three-node Kafka cluster (replication 3, min ISR 2).
+
+    One instance of each for the whole session: tests keep apart by their Guard's own app id and
+    topics. Tests that stop or kill the broker itself start their own.
+    """
+    work = tmp_path_factory.mktemp(request.param)
+    if request.param == "tansu":
+        tansu = EmbeddedBroker(log_path=work / "broker.log").start()
+        yield BrokerUnderTest("tansu", tansu.address, 1, tansu)
+        tansu.stop()
+    else:
+        cluster = start_kafka(work)
+        yield BrokerUnderTest("kafka", cluster.address, 3, cluster)
+        cluster.stop()
 
 
 @pytest.fixture(scope="module")
@@ -121,11 +166,3 @@ def guard(broker, tmp_path_factory):
     g.start_worker()
     yield g
     g.close()
-
-
-@pytest.fixture
-def own_broker(tmp_path):
-    """A broker of the test's own, for tests that kill or restart things."""
-    b = EmbeddedBroker(log_path=tmp_path / "broker.log").start()
-    yield b
-    b.stop()

@@ -34,9 +34,9 @@ def call(port: int, method: str, path: str, token: str | None = TOKENS["L1"], bo
 
 
 @pytest.fixture(scope="module")
-def cluster(own_module_broker, tmp_path_factory):
+def cluster(broker, tmp_path_factory):
     work = tmp_path_factory.mktemp("api")
-    guard = Guard(own_module_broker, work)
+    guard = Guard(broker, work)
     workers = [guard.new_worker(work / f"d{i}", env=ENV, name=f"w{i}") for i in range(2)]
     ports = [w.web_port for w in workers]
     # Ready when both workers own partitions: probe numbers until answers come from both.
@@ -51,15 +51,6 @@ def cluster(own_module_broker, tmp_path_factory):
     assert len(served) == 2, "the two workers never split the partitions"
     yield guard, ports
     guard.close()
-
-
-@pytest.fixture(scope="module")
-def own_module_broker(tmp_path_factory):
-    from streams.broker import EmbeddedBroker
-
-    b = EmbeddedBroker(log_path=tmp_path_factory.mktemp("apibroker") / "broker.log").start()
-    yield b
-    b.stop()
 
 
 def number_owned_by_the_other(ports: list[int]) -> tuple[str, int]:

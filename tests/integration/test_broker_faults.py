@@ -8,7 +8,7 @@ import pytest
 
 from streams.broker import EmbeddedBroker
 
-from .conftest import Guard, fresh_s10
+from .conftest import BrokerUnderTest, Guard, fresh_s10
 
 pytestmark = pytest.mark.broker
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.broker
 def test_worker_stops_with_a_clear_message_when_the_broker_lost_its_data(tmp_path):
     broker = EmbeddedBroker(log_path=tmp_path / "broker.log").start()
     port = broker.port
-    guard = Guard(broker, tmp_path)
+    guard = Guard(BrokerUnderTest("tansu", broker.address, 1, broker), tmp_path)
     try:
         worker = guard.start_worker()
         assert guard.verdict(guard.submit(tracking_no=fresh_s10()))["verdict"] == "accepted"

@@ -13,8 +13,8 @@ from .conftest import Guard, fresh_s10
 pytestmark = pytest.mark.broker
 
 
-def test_killed_worker_restarted_on_a_wiped_data_dir_still_rejects_what_it_accepted(own_broker, tmp_path):
-    guard = Guard(own_broker, tmp_path)
+def test_killed_worker_restarted_on_a_wiped_data_dir_still_rejects_what_it_accepted(broker, tmp_path):
+    guard = Guard(broker, tmp_path)
     try:
         worker = guard.start_worker()
         number = fresh_s10()
@@ -36,8 +36,8 @@ def test_killed_worker_restarted_on_a_wiped_data_dir_still_rejects_what_it_accep
         guard.close()
 
 
-def test_kill_during_a_burst_loses_no_event_and_binds_no_number_twice(own_broker, tmp_path):
-    guard = Guard(own_broker, tmp_path)
+def test_kill_during_a_burst_loses_no_event_and_binds_no_number_twice(broker, tmp_path):
+    guard = Guard(broker, tmp_path)
     try:
         worker = guard.start_worker()
         numbers = [fresh_s10() for _ in range(3000)]

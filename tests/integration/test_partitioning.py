@@ -14,7 +14,7 @@ pytestmark = pytest.mark.broker
 
 
 def test_confluent_murmur2_partitioner_matches_partition_for(broker):
-    settings = settings_mod.load(broker=broker.address)
+    settings = settings_mod.load(broker=broker.address, replication=broker.replication, app_id="partitioning")
     ensure_topics(settings)
     producer = Producer(producer_config(settings))
     placed = {}

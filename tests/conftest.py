@@ -1,0 +1,17 @@
+"""Session-wide: say loudly when the real-Kafka tier did not run."""
+
+from __future__ import annotations
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    skipped = terminalreporter.stats.get("skipped", [])
+    reasons = {str(r.longrepr[2]) for r in skipped if isinstance(getattr(r, "longrepr", None), tuple)}
+    kafka = sorted(r for r in reasons if "KAFKA TIER SKIPPED" in r)
+    if kafka:
+        bar = "!" * 78
+        terminalreporter.write_line(bar, red=True, bold=True)
+        terminalreporter.write_line(f"THE REAL-KAFKA TIER WAS SKIPPED ({sum('KAFKA TIER' in str(r.longrepr) for r in skipped)} "
+                                    f"tests): {kafka[0].split(': ', 1)[-1]}", red=True, bold=True)
+        terminalreporter.write_line("Install OpenJDK 17+ and Maven to run it; CI requires it (TRACKGUARD_REQUIRE_KAFKA=1).",
+                                    red=True, bold=True)
+        terminalreporter.write_line(bar, red=True, bold=True)
