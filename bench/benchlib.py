@@ -93,7 +93,7 @@ class BenchBroker:
         self.impl = (EmbeddedBroker(log_path=log_dir / "broker.log") if kind == "tansu"
                      else KafkaCluster(nodes=1, workdir=workdir / "kafka", log_dir=log_dir))
 
-    def start(self) -> "BenchBroker":
+    def start(self) -> BenchBroker:
         self.impl.start()
         return self
 
@@ -195,7 +195,7 @@ class Reader:
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-reader", daemon=True)
 
-    def start(self) -> "Reader":
+    def start(self) -> Reader:
         self._thread.start()
         self._ready.wait(30)
         return self
@@ -286,9 +286,9 @@ class QuixPeer:
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> "QuixPeer":
+    def start(self) -> QuixPeer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "ab")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - open for the child's life, closed in stop()
         self.process = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, start_new_session=True,
                                         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
@@ -348,7 +348,7 @@ class BusyProbe:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="busy-probe", daemon=True)
 
-    def start(self) -> "BusyProbe":
+    def start(self) -> BusyProbe:
         self._thread.start()
         return self
 

@@ -36,9 +36,24 @@ from collections import defaultdict, deque
 from pathlib import Path
 
 import orjson
+from benchlib import (
+    QUIX_TOPIC_CONFIG,
+    WARMUP_PREFIX,
+    BenchBroker,
+    Feeder,
+    QuixPeer,
+    Reader,
+    broker_version,
+    cpu_seconds,
+    create_topics,
+    ensure_quix_venv,
+    keyed,
+    now_ms,
+    paced_send,
+    sample,
+    warmups,
+)
 
-from benchlib import (QUIX_TOPIC_CONFIG, WARMUP_PREFIX, BenchBroker, Feeder, QuixPeer, Reader, broker_version,
-                      cpu_seconds, create_topics, ensure_quix_venv, keyed, now_ms, paced_send, sample, warmups)
 from streams import settings as settings_mod
 from streams.kafka import ensure_topics
 from streams.launch import WorkerProcess

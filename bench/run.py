@@ -35,11 +35,29 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+from benchlib import (
+    PARTITIONS,
+    QUIX_TOPIC_CONFIG,
+    QUIX_VENV,
+    SEED,
+    WARMUP_PREFIX,
+    BenchBroker,
+    BusyProbe,
+    Feeder,
+    QuixPeer,
+    Reader,
+    broker_version,
+    cpu_seconds,
+    create_topics,
+    ensure_quix_venv,
+    keyed,
+    now_ms,
+    sample,
+    summary,
+    warmups,
+)
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from benchlib import (PARTITIONS, QUIX_TOPIC_CONFIG, QUIX_VENV, SEED, WARMUP_PREFIX, BenchBroker, BusyProbe, Feeder,
-                      QuixPeer, Reader, broker_version, cpu_seconds, create_topics, ensure_quix_venv, keyed, now_ms,
-                      sample, summary, warmups)
 from streams import settings as settings_mod
 from streams.hotpath import producer_config
 from streams.kafka import ensure_topics

@@ -16,9 +16,10 @@ import faust
 from confluent_kafka import KafkaException
 
 from . import web
-from .hotpath import HotPath, RocksState, die, install
+from .hotpath import HotPath, die, install
 from .kafka import high_watermark_lags
 from .settings import Settings
+from .store import PartitionStore
 
 log = logging.getLogger("trackguard.app")
 
@@ -62,7 +63,7 @@ def create_app(settings: Settings) -> faust.App:
         markers = high_watermark_lags(settings)
         how = ("probed: the broker reports high watermarks short of the log's end (Tansu)" if markers
                else "probed: the broker reports exact high watermarks")
-    hot = HotPath(settings, RocksState(numbers), markers)
+    hot = HotPath(settings, PartitionStore(numbers), markers)
 
     @app.task
     async def announce() -> None:  # logged once the worker's logging is set up

@@ -11,8 +11,9 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Iterable, Iterator
+from typing import IO
 
 import orjson
 from confluent_kafka import Producer
@@ -21,7 +22,6 @@ from .core.normalize import normalize_tracking
 from .hotpath import producer_config
 from .kafka import consumer
 from .settings import Settings
-
 
 
 def submission_key(event: dict | bytes) -> bytes | None:
@@ -56,10 +56,10 @@ class Publisher:
         value = event if isinstance(event, bytes) else orjson.dumps(event)
         if key is None:
             key = submission_key(event)
-        kwargs = {"timestamp": timestamp_ms} if timestamp_ms else {}
         while True:
-            try:
-                self.producer.produce(topic or self.topic, value, key, on_delivery=self._on_delivery, **kwargs)
+            try:  # timestamp 0: librdkafka stamps the current time
+                self.producer.produce(topic or self.topic, value, key, on_delivery=self._on_delivery,
+                                      timestamp=timestamp_ms or 0)
                 break
             except BufferError:
                 self.producer.poll(0.1)
@@ -142,12 +142,10 @@ def tail(settings: Settings, *, as_json: bool, from_beginning: bool, out: IO = s
     try:
         while end is None or time.monotonic() < end:
             for msg in c.consume(500, 0.5):
-                if msg.error():
+                value = msg.value()
+                if msg.error() or value is None:
                     continue
-                if as_json:
-                    out.write(msg.value().decode() + "\n")
-                else:
-                    out.write(format_verdict(orjson.loads(msg.value())) + "\n")
+                out.write((value.decode() if as_json else format_verdict(orjson.loads(value))) + "\n")
             out.flush()
     except KeyboardInterrupt:
         pass

@@ -164,7 +164,7 @@ class KafkaCluster:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def start(self, timeout: float = 90.0) -> "KafkaCluster":
+    def start(self, timeout: float = 90.0) -> KafkaCluster:
         """Start every node that is not running; return when all are brokers and a controller leads."""
         try:
             self._lib = ensure_jars()
@@ -189,7 +189,7 @@ class KafkaCluster:
             stop_process(proc, 15.0)
         atexit.unregister(self._kill_all)
 
-    def restart(self, timeout: float = 90.0) -> "KafkaCluster":
+    def restart(self, timeout: float = 90.0) -> KafkaCluster:
         """Stop every node and start them again on the same log dirs."""
         self.stop()
         return self.start(timeout)
@@ -217,7 +217,7 @@ class KafkaCluster:
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def __enter__(self) -> "KafkaCluster":
+    def __enter__(self) -> KafkaCluster:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -72,7 +72,7 @@ def run_demo(events: int = 4000, workdir: Path = Path(".demo"), config: str | No
             print(f"  only {len(collector.verdicts) - 1} of {len(sample)} verdicts after 120 s; see {workdir / 'worker.log'}")
             return 1
         verdicts = [v for v in collector.verdicts if v.get("event_id") != "demo-warm-up"]
-        busy_s = max((collector.last_ts_ms - burst_start_ms) / 1000, 0.001)
+        busy_s = max(((collector.last_ts_ms or burst_start_ms) - burst_start_ms) / 1000, 0.001)
         print()
         print(_table("sample cause", causes, len(sample)))
         print()

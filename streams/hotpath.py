@@ -6,7 +6,7 @@ time: `install()` replaces its consumer's drain loop so that, for the hot topics
 to the hot path as one batch, with no per-message Event, channel queue, task or ack call.
 Per batch the hot path:
 
-1. reads state straight from the table's RocksDB partition (`Store._db_for_partition`),
+1. reads state straight from the table's RocksDB partition (through `streams.store`),
 2. runs the processor (pure rules) over the whole batch,
 3. writes the changed states to RocksDB in one WriteBatch per partition,
 4. produces one changelog record per changed key and the re-keyed forwards with a
@@ -33,8 +33,8 @@ Internals used, checked by tests/test_hotpath_pins.py against the pinned faust-s
 `flow_active`; `AIOKafkaConsumerThread._create_worker_consumer` (wrapped to lower aiokafka's
 `_fetch_max_wait_ms`); `Recovery` bookkeeping for the batched changelog restore (`active_tps`,
 `standby_tps`, `active_offsets`, `standby_offsets`, `need_recovery`, `flush_buffers`,
-`_set_recovery_ended`, `signal_recovery_end`, `standby_remaining_total`);
-`Store._db_for_partition`, `Store.set_persisted_offset`; `Table.changelog_topic`.
+`_set_recovery_ended`, `signal_recovery_end`, `standby_remaining_total`). RocksDB itself only
+through `streams.store.PartitionStore`.
 The changelog value format is the table's raw bytes, which `Store.apply_changelog_batch` restores.
 """
 
@@ -50,11 +50,11 @@ from typing import Any
 import orjson
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
-from rocksdict import WriteBatch
 
 from .core.deadletters import Source, dead_letter_key, produce_failed
 from .processor import BatchResult, GuardProcessor, InRecord
 from .settings import Settings
+from .store import PartitionStore
 
 log = logging.getLogger("trackguard.hotpath")
 
@@ -93,35 +93,6 @@ RECORD_ERRORS = frozenset({
 })
 
 
-class RocksState:
-    """Raw access to the RocksDB partitions behind a Faust `rocksdb://` table."""
-
-    def __init__(self, table: Any) -> None:
-        self.table = table
-
-    @property
-    def store(self) -> Any:
-        return self.table.data
-
-    def read(self, partition: int, key: bytes) -> bytes | None:
-        return self.store._db_for_partition(partition).get(key)
-
-    def write(self, partition: int, items: dict[bytes, bytes]) -> None:
-        batch = WriteBatch(raw_mode=True)
-        for key, value in items.items():
-            batch.put(key, value)
-        self.store._db_for_partition(partition).write(batch)
-
-    def set_persisted_offset(self, partition: int, offset: int) -> None:
-        from faust.types import TP
-
-        self.store.set_persisted_offset(TP(self.changelog_topic, partition), offset)
-
-    @property
-    def changelog_topic(self) -> str:
-        return self.table.changelog_topic.get_topic_name()
-
-
 class Pending:
     """A batch decided, written to RocksDB and handed to the producer, not yet acknowledged."""
 
@@ -146,13 +117,13 @@ class HotPath:
 
     ACK_TIMEOUT_S = 60.0
 
-    def __init__(self, settings: Settings, state: RocksState, markers: bool) -> None:
+    def __init__(self, settings: Settings, store: PartitionStore, markers: bool) -> None:
         self.settings = settings
         # Whether each changelog batch ends with a marker record (a broker whose high watermark
         # lags: Tansu), or persisted offsets come from the changelog's watermark (Kafka).
         self.markers = markers
         self.unpersisted: set[int] = set()  # changelog partitions written since offsets were persisted
-        self.state = state
+        self.store = store
         self.processor = GuardProcessor(settings)
         self.failures: list[str] = []  # fatal: the worker stops
         self.refused: list[tuple[KafkaError, str, bytes | None, bytes | None]] = []  # one record each
@@ -171,11 +142,11 @@ class HotPath:
 
     def begin(self, records: list[InRecord]) -> Pending:
         t0 = time.perf_counter()
-        result = self.processor.process(records, self.state.read)
+        result = self.processor.process(records, self.store.read)
         # Local state first: the next batch (or the web views) must see this batch's decisions
         # even while its records are in flight.
         for partition, items in result.state_writes.items():
-            self.state.write(partition, items)
+            self.store.write(partition, items)
         # Round one: the state (changelog) and the re-keyed forwards. Verdicts wait for round
         # two, after the changelog is acknowledged: a verdict must never reach a consumer for a
         # decision the changelog could still lose (a restore would then decide it differently).
@@ -184,7 +155,7 @@ class HotPath:
         for rec in result.produce:
             if rec.topic in hops:
                 self._send(produce, rec)
-        topic = self.state.changelog_topic
+        topic = self.store.changelog_topic
         for p, items in result.state_writes.items():
             for key, value in items.items():
                 self._produce(produce, topic, value, key, {"partition": p})
@@ -206,14 +177,15 @@ class HotPath:
                 self._send(produce, rec)
         offsets: dict[int, int] = {}
         flushes = [self._flushed(self.producer)]
-        if result.state_writes and self.markers:
+        marker_producer = self.marker_producer
+        if result.state_writes and marker_producer is not None:
             # Tansu 0.6 reports a partition's high watermark as the base offset of its last record
             # batch + 1, not its last offset + 1, and Faust's recovery reads a changelog only up to
             # that watermark: records in the tail of a multi-record batch would not be restored.
             # Re-writing each partition's last record after the batch is acknowledged puts it in
             # a record batch of its own, which makes the watermark cover the whole batch.
             # Restoring a record twice is harmless (same key, same value).
-            topic = self.state.changelog_topic
+            topic = self.store.changelog_topic
 
             def on_marker(err: KafkaError | None, msg: Any) -> None:
                 if err is not None:
@@ -223,9 +195,9 @@ class HotPath:
 
             for partition, items in result.state_writes.items():
                 key = next(reversed(items))
-                self._produce(self.marker_producer.produce, topic, items[key], key,
+                self._produce(marker_producer.produce, topic, items[key], key,
                               {"partition": partition, "on_delivery": on_marker})
-            flushes.append(self._flushed(self.marker_producer))
+            flushes.append(self._flushed(marker_producer))
         elif result.state_writes:
             self.unpersisted.update(result.state_writes)  # see persist_offsets
         await asyncio.gather(*flushes)
@@ -233,7 +205,7 @@ class HotPath:
             self._dead_letter_refused()
             await self._flushed(self.producer)
         for partition, offset in offsets.items():
-            self.state.set_persisted_offset(partition, offset)
+            self.store.set_persisted_offset(partition, offset)
         for name, n in result.counts.items():
             self.totals[name] = self.totals.get(name, 0) + n
         for out in result.command_results:  # results are on the broker now: answer HTTP callers
@@ -249,14 +221,15 @@ class HotPath:
         record in the changelog was written to RocksDB before it was produced, and one worker
         writes a partition. Called from a timer, not per batch: a stale offset only means a
         restart re-reads a little more."""
-        if not self.unpersisted:
+        admin = self.admin
+        if not self.unpersisted or admin is None:
             return
         partitions, self.unpersisted = self.unpersisted, set()
-        topic = self.state.changelog_topic
+        topic = self.store.changelog_topic
         request = {TopicPartition(topic, p): OffsetSpec.latest() for p in partitions}
 
         def ends() -> dict[int, int]:
-            futures = self.admin.list_offsets(request, request_timeout=10)
+            futures = admin.list_offsets(request, request_timeout=10)
             return {tp.partition: future.result().offset for tp, future in futures.items()}
 
         try:
@@ -267,7 +240,7 @@ class HotPath:
             return
         for partition, end in found.items():
             if end > 0:
-                self.state.set_persisted_offset(partition, end - 1)
+                self.store.set_persisted_offset(partition, end - 1)
 
     def _send(self, produce: Any, rec: Any) -> None:
         # No partition given: librdkafka's murmur2 partitioner places it by key, as Kafka does.
@@ -285,7 +258,7 @@ class HotPath:
     def _on_failed_delivery(self, err: KafkaError | None, msg: Any) -> None:
         if err is None:  # with delivery.report.only.error, only failures arrive here
             return
-        if err.code() in RECORD_ERRORS and msg.topic() not in (self.state.changelog_topic, self.settings.topics.invalid):
+        if err.code() in RECORD_ERRORS and msg.topic() not in (self.store.changelog_topic, self.settings.topics.invalid):
             self.refused.append((err, msg.topic(), msg.key(), msg.value()))
         else:  # a changelog record or a dead letter refused: state and topics would drift
             self.failures.append(f"the broker refused a record on {msg.topic()}: {err}")
@@ -336,13 +309,13 @@ class HotPath:
                 self.producer.poll(0.01)  # local queue full: serve it, then try again
             except KafkaException as exc:  # refused before sending, e.g. over message.max.bytes
                 err = exc.args[0]
-                if err.code() not in RECORD_ERRORS or topic in (self.state.changelog_topic, self.settings.topics.invalid):
+                if err.code() not in RECORD_ERRORS or topic in (self.store.changelog_topic, self.settings.topics.invalid):
                     raise FatalProducerError(f"the producer refused a record for {topic}: {err}") from exc
                 self._dead_letter(err, topic, key, value, source)
                 return
 
 
-def install(app: Any, hot: "HotPath", hot_topics: set[str]) -> None:
+def install(app: Any, hot: HotPath, hot_topics: set[str]) -> None:
     """Make the app's consumer hand whole fetches of `hot_topics` to `hot`; call before the worker starts."""
     import faust
 
@@ -401,7 +374,7 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:
                             if r_offset is None or r.offset >= r_offset:
                                 batch.append(InRecord(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp))
                                 offsets.append(r.offset)
-                    elif tp.topic == hot.state.changelog_topic and _restore(self, tp, recs):
+                    elif tp.topic == hot.store.changelog_topic and _restore(self, tp, recs):
                         read_offset[tp] = recs[-1].offset
                     else:
                         for r in recs:
@@ -444,20 +417,12 @@ def _restore(self: Any, tp: Any, recs: list) -> bool:
     else:
         return False
     seen = offsets.get(tp)
-    batch = WriteBatch(raw_mode=True)
-    last = None
-    for r in recs:
-        if seen is None or r.offset > seen:
-            if r.value is None:
-                batch.delete(r.key)
-            else:
-                batch.put(r.key, r.value)
-            last = r.offset
-    if last is not None:
-        store = self.hot.state.store
-        store._db_for_partition(tp.partition).write(batch)
-        store.set_persisted_offset(tp, last)
-        offsets[tp] = last
+    fresh = [r for r in recs if seen is None or r.offset > seen]
+    if fresh:
+        store = self.hot.store
+        store.apply_changelog(tp.partition, ((r.key, r.value) for r in fresh))
+        store.set_persisted_offset(tp.partition, fresh[-1].offset)
+        offsets[tp] = fresh[-1].offset
     # What Recovery._slurp_changelogs does after each record it applies.
     if recovery.in_recovery and not recovery.need_recovery():
         recovery.flush_buffers()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -59,7 +60,7 @@ def ensure_topics(settings: Settings, timeout: float = 15.0) -> None:
         futures = admin.create_topics(
             [NewTopic(name, settings.partitions, settings.replication) for name in missing], operation_timeout=10
         )
-        for name, future in futures.items():
+        for future in futures.values():
             try:
                 future.result()
             except KafkaException as exc:
@@ -83,10 +84,10 @@ def high_watermark_lags(settings: Settings, timeout: float = 10.0) -> bool:
                 raise
     from confluent_kafka import Producer
 
-    offsets: list[int] = []
+    offsets: list[int | None] = []
     producer = Producer({"bootstrap.servers": settings.broker, "linger.ms": 200, "acks": "all",
                          "log.connection.close": False})
-    for i in range(3):  # within linger.ms: one record batch
+    for _ in range(3):  # within linger.ms: one record batch
         producer.produce(topic, b"probe", partition=0,
                          on_delivery=lambda err, msg: offsets.append(msg.offset()) if err is None else None)
     if producer.flush(timeout) or len(offsets) != 3:
@@ -96,7 +97,7 @@ def high_watermark_lags(settings: Settings, timeout: float = 10.0) -> bool:
         _low, high = probe.get_watermark_offsets(TopicPartition(topic, 0), timeout=timeout)
     finally:
         probe.close()
-    return high < max(offsets) + 1
+    return high < max(o or 0 for o in offsets) + 1
 
 
 def consumer(settings: Settings, group: str | None = None, **extra: Any) -> Consumer:
@@ -165,7 +166,7 @@ class VerdictCollector:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="verdict-collector", daemon=True)
 
-    def start(self) -> "VerdictCollector":
+    def start(self) -> VerdictCollector:
         ensure_topics(self.settings)
         self._thread.start()
         return self
@@ -185,7 +186,7 @@ class VerdictCollector:
                     for m in msgs:
                         if m.error():
                             continue
-                        v = orjson.loads(m.value())
+                        v = orjson.loads(m.value() or b"{}")
                         v["_topic"] = m.topic()
                         ts = v["_ts"] = m.timestamp()[1]  # when the worker produced the verdict
                         self.first_ts_ms = ts if self.first_ts_ms is None else min(self.first_ts_ms, ts)

@@ -24,14 +24,14 @@ class WorkerProcess:
         self.config = config
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> "WorkerProcess":
+    def start(self) -> WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "streams"]
         if self.config:
             cmd += ["--config", self.config]
         cmd += ["worker", "--broker", self.broker, "--data-dir", str(self.data_dir),
                 "--web-port", str(self.web_port), "--loglevel", "info"]
-        self._log = open(self.log_path, "ab")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - open for the child's life, closed in stop()
         self.process = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                         env={**os.environ, **self.env}, start_new_session=True)
         return self
@@ -45,9 +45,10 @@ class WorkerProcess:
 
     def kill(self) -> None:
         """SIGKILL: the crash the reliability tests simulate."""
-        if self.alive():
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
+        proc = self.process
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
 
     def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM and wait for Faust's clean shutdown; SIGKILL if it hangs."""

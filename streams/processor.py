@@ -12,8 +12,8 @@ number, with its original Kafka timestamp (the rules' "now"), and decided when i
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 import orjson
 
@@ -109,7 +109,7 @@ class GuardProcessor:
         key = parsed.tracking_no.encode()
         partition = partition_for(key, self.partitions)
         if rec.topic != self.repartition and (rec.key != key or rec.partition != partition):
-            produce(OutRecord(self.repartition, key, rec.value, partition, rec.timestamp_ms, source=rec))
+            produce(OutRecord(self.repartition, key, rec.value or b"", partition, rec.timestamp_ms, source=rec))
             counts["forwarded"] += 1
             return
         if not parsed.carrier_known:
@@ -152,7 +152,8 @@ class GuardProcessor:
         partition = partition_for(key, self.partitions)
         if rec.key != key or rec.partition != partition:
             # Published with another key: put it where its number lives, with its original time.
-            result.produce.append(OutRecord(self.commands, key, rec.value, partition, rec.timestamp_ms, source=rec))
+            result.produce.append(OutRecord(self.commands, key, rec.value or b"", partition, rec.timestamp_ms,
+                                            source=rec))
             result.counts["forwarded"] += 1
             return
         slot = (rec.partition, key)

@@ -13,9 +13,10 @@ from __future__ import annotations
 import difflib
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .core.carriers import CarrierBook
 from .core.events import Limits
@@ -144,7 +145,7 @@ class Settings:
             return socket.gethostname()
         return self.web_bind
 
-    def with_(self, **changes: Any) -> "Settings":
+    def with_(self, **changes: Any) -> Settings:
         changes = {k: v for k, v in changes.items() if v is not None}
         if "broker" in changes:
             changes["broker"] = normalize_broker(changes["broker"])
@@ -208,19 +209,19 @@ def load(config_path: str | Path | None = None, env: Mapping[str, str] | None = 
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise SettingsError(f"carrier book {carriers_file} cannot be read: {exc}") from None
 
-    def section(name: str) -> dict[str, Any]:
+    def section_values(name: str) -> dict[str, Any]:
         return {s.key: values[s.name] for s in DECLARED if s.section == name}
 
-    kafka, worker, policy = section("kafka"), section("worker"), section("policy")
+    kafka, worker, policy = section_values("kafka"), section_values("worker"), section_values("policy")
     settings = Settings(
         **{k: kafka[k] for k in ("app_id", "partitions", "replication", "changelog_markers", "session_timeout_s",
                                  "heartbeat_interval_s")},
         broker=normalize_broker(kafka["broker"]),
         **worker,
-        topics=Topics(**section("topics")),
+        topics=Topics(**section_values("topics")),
         policy=Policy(freeze_ms=int(policy["freeze_hours"] * HOUR_MS), max_judged=policy["max_judged"],
                       max_uses=policy["max_uses"]),
-        limits=Limits(**section("limits")),
+        limits=Limits(**section_values("limits")),
         carriers=carriers,
         tokens=dict(values["access.tokens"]),
         admin_token=values["access.admin_token"] or None,

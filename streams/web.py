@@ -27,6 +27,7 @@ from yarl import URL
 from .core.commands import KINDS
 from .core.normalize import is_clean_tracking, normalize_tracking
 from .core.queries import diagnose, status, used_entry
+from .core.rules import State
 from .hotpath import HotPath
 from .partitioning import partition_for
 from .settings import Settings
@@ -50,7 +51,7 @@ class Access:
     """Per-licence API tokens and an admin token, held as SHA-256 digests, compared in constant time."""
 
     def __init__(self, tokens: dict[str, str], admin_token: str | None) -> None:
-        self._digests = [(_digest(t), lic) for lic, t in tokens.items() if t]
+        self._digests: list[tuple[bytes, str | None]] = [(_digest(t), lic) for lic, t in tokens.items() if t]
         if admin_token:
             self._digests.append((_digest(admin_token), None))
 
@@ -71,7 +72,7 @@ def _digest(token: str) -> bytes:
 
 
 def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, access: Access) -> None:
-    state = hot.state
+    store = hot.store
 
     def now_ms() -> int:
         return int(time.time() * 1000)
@@ -85,8 +86,8 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, acces
         mine = app.conf.canonical_url
         return None if (url.host, url.port) == (mine.host, mine.port) else url
 
-    def read(key: bytes) -> dict | None:
-        raw = state.read(partition_for(key, settings.partitions), key)
+    def read(key: bytes) -> State | None:
+        raw = store.read(partition_for(key, settings.partitions), key)
         return orjson.loads(raw) if raw is not None else None
 
     async def forward(request: Any, url: URL, body: bytes | None = None, query: dict | None = None) -> Any:
@@ -99,7 +100,7 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, acces
                 payload = await resp.read()
                 return app.web.bytes(payload, status=resp.status, content_type=resp.content_type,
                                      headers={SERVED_BY: resp.headers.get(SERVED_BY, str(url))})
-        except (ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, ClientError) as exc:
             # The owner is gone or slow (e.g. mid-rebalance): say so; the caller may retry.
             return app.web.bytes(orjson.dumps({"error": f"worker {url} did not answer: {exc!r}"}), status=502,
                                  content_type="application/json")
@@ -224,13 +225,10 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, acces
 
     def local_used(license_id: str, after: str, limit: int) -> list[dict]:
         rows: list[dict] = []
-        changelog = state.changelog_topic
+        changelog = store.changelog_topic
         mine = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == changelog}
         for partition in sorted(mine):
-            db = state.store._db_for_partition(partition)
-            for key, raw in db.items(from_key=after.encode() if after else None):
-                if not isinstance(key, bytes) or key.startswith(b"__faust"):
-                    continue
+            for key, raw in store.scan(partition, after.encode() if after else None):
                 number = key.decode()
                 if number <= after:
                     continue
@@ -276,7 +274,7 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, acces
                                  partition=partition_for(key, settings.partitions))
             try:
                 result = await asyncio.wait_for(waiter, 10.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 hot.command_waiters.pop(body["command_id"], None)
                 return problem(self, 504, f"no result for command {body['command_id']} within 10 s")
             return reply(self, result, 200 if result["ok"] else 409)
@@ -287,7 +285,7 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, acces
             return reply(self, OPENAPI)
 
 
-def _op(summary: str, responses: dict[str, str], body: bool = False, params: list[str] = ()) -> dict:
+def _op(summary: str, responses: dict[str, str], body: bool = False, params: tuple[str, ...] = ()) -> dict:
     op: dict[str, Any] = {"summary": summary, "security": [{"bearer": []}],
                           "responses": {code: {"description": text} for code, text in responses.items()}}
     if params:
@@ -304,13 +302,13 @@ OPENAPI = {
     "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     "paths": {
         "/tracking/{no}": {"get": _op("Diagnosis of a tracking number, as the caller may see it",
-                                      {"200": "diagnosis", **_AUTH}, params=["no"])},
+                                      {"200": "diagnosis", **_AUTH}, params=("no",))},
         "/tracking/check": {"post": _op("Check up to 1,000 numbers before pushing them",
                                         {"200": "one status per number", "413": "more than 1,000 numbers", **_AUTH},
                                         body=True)},
         "/licenses/{license_id}/used": {"get": {
             **_op("Numbers bound to the licence, with fingerprints (paged: after, limit; format=csv)",
-                  {"200": "items and next_after", "403": "another licence", **_AUTH}, params=["license_id"]),
+                  {"200": "items and next_after", "403": "another licence", **_AUTH}, params=("license_id",)),
             "parameters": [{"name": "license_id", "in": "path", "required": True, "schema": {"type": "string"}},
                            {"name": "after", "in": "query", "schema": {"type": "string"}},
                            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 5000}},

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 
 import orjson
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from streams import settings as settings_mod
 from streams.core.events import REQUIRED

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from streams.core.check_digits import ALGORITHMS
 
@@ -53,7 +54,7 @@ class CarrierBook:
         return tuple(self._carriers)
 
     @classmethod
-    def from_mapping(cls, data: dict) -> CarrierBook:
+    def from_mapping(cls, data: dict[str, Any]) -> CarrierBook:
         """Build from {"carriers": {CODE: {name, aliases, formats: [{name, pattern, check}]}}}.
 
         Raises ValueError on anything that would otherwise fail silently later:

@@ -11,7 +11,7 @@ and the "validation.checksum" blocks of couriers/*.json.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 _S10_WEIGHTS = (8, 6, 4, 2, 3, 5, 9, 7)
 _FEDEX_WEIGHTS = (1, 3, 7)  # FedEx Express mod 11, cycled from the right of the payload

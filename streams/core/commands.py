@@ -46,7 +46,7 @@ class CommandRejection:
     tracking_no: str | None
 
 
-def _text(obj: dict, name: str, limit: int) -> str | None:
+def _text(obj: dict[str, Any], name: str, limit: int) -> str | None:
     value = obj.get(name)
     if not isinstance(value, str) or not value.strip() or len(value) > limit or not value.isprintable():
         return None
@@ -54,7 +54,7 @@ def _text(obj: dict, name: str, limit: int) -> str | None:
 
 
 def parse_command(raw: bytes | None, now_ms: int, carriers: CarrierBook, limits: Limits) -> Command | CommandRejection:
-    def reject(field: str, obj: dict | None = None, number: str | None = None) -> CommandRejection:
+    def reject(field: str, obj: dict[str, Any] | None = None, number: str | None = None) -> CommandRejection:
         obj = obj or {}
         kind = obj.get("command") if obj.get("command") in KINDS else None
         cid = _text(obj, "command_id", limits.max_field_chars)  # echoed: bounded like every field
@@ -103,18 +103,18 @@ def parse_command(raw: bytes | None, now_ms: int, carriers: CarrierBook, limits:
     return Command(kind, obj["command_id"].strip(), obj["license_id"].strip(), number, now_ms, fields)
 
 
-def rejection_result(rej: CommandRejection, now_ms: int) -> dict:
+def rejection_result(rej: CommandRejection, now_ms: int) -> dict[str, Any]:
     return {"command_id": rej.command_id, "command": rej.command, "tracking_no": rej.tracking_no, "ok": False,
             "error": rej.error, "decided_at": format_ms(now_ms), "replay": False}
 
 
-def _result(cmd: Command, error: str | None, **extra: Any) -> dict:
+def _result(cmd: Command, error: str | None, **extra: Any) -> dict[str, Any]:
     return {"command_id": cmd.command_id, "command": cmd.command, "tracking_no": cmd.tracking_no,
             "license_id": cmd.license_id, "ok": error is None, "error": error,
             "decided_at": format_ms(cmd.now_ms), "replay": False, **extra}
 
 
-def apply_command(state: State | None, cmd: Command, policy: Policy) -> tuple[dict, State]:
+def apply_command(state: State | None, cmd: Command, policy: Policy) -> tuple[dict[str, Any], State]:
     state = state if state is not None else {}
     seen = state.get("commands", {}).get(cmd.command_id)
     if seen is not None:  # idempotency: the first result again, nothing changes

@@ -33,7 +33,7 @@ class Source(NamedTuple):
 
 
 def dead_letter(reason: str, error: str, fields: dict[str, Any], raw: bytes | None, now_ms: int,
-                source: Source | None, limits: Limits) -> dict:
+                source: Source | None, limits: Limits) -> dict[str, Any]:
     """The `invalid` verdict for `raw`, whose encoding is at most `limits.max_dead_letter_bytes`."""
     raw = raw or b""
     out: dict[str, Any] = {name: fields.get(name) for name in REQUIRED}
@@ -61,13 +61,13 @@ def dead_letter(reason: str, error: str, fields: dict[str, Any], raw: bytes | No
 
 
 def invalid_verdict(rejection: Rejection, raw: bytes | None, now_ms: int, source: Source | None,
-                    limits: Limits) -> dict:
+                    limits: Limits) -> dict[str, Any]:
     """Rule 1's dead letter: the reason names the field, the error says what is wrong with it."""
     return dead_letter(rejection.reason, rejection.error, rejection.fields, raw, now_ms, source, limits)
 
 
 def internal_error(exc: BaseException, raw: bytes | None, now_ms: int, source: Source | None,
-                   limits: Limits) -> dict:
+                   limits: Limits) -> dict[str, Any]:
     """A record whose decision raised: that record's verdict, not the worker's death."""
     return dead_letter("INTERNAL_ERROR", describe(exc), {}, raw, now_ms, source, limits)
 
@@ -77,7 +77,7 @@ def describe(exc: BaseException) -> str:
 
 
 def produce_failed(error_name: str, error: str, topic: str, raw: bytes | None, now_ms: int,
-                   source: Source | None, limits: Limits) -> dict:
+                   source: Source | None, limits: Limits) -> dict[str, Any]:
     """A record the broker refused (too large, invalid, not allowed on `topic`): compactly, its
     prefix and digest instead of the record, so this dead letter itself cannot be refused."""
     out = dead_letter(f"PRODUCE_FAILED:{error_name}", f"{topic}: {error}", {}, raw, now_ms, source,

@@ -71,13 +71,13 @@ class Rejection:
     fields: dict[str, Any]  # whatever could be read, echoed in the dead-letter verdict
 
 
-def _echo(obj: dict, limits: Limits) -> dict[str, Any]:
+def _echo(obj: dict[str, Any], limits: Limits) -> dict[str, Any]:
     """The readable fields of a rejected event, echoed in its dead-letter verdict: only those
     within their limit (an over-long one is named by the reason, and kept in the raw bytes)."""
     return {k: obj[k] for k in REQUIRED if isinstance(obj.get(k), str) and len(obj[k]) <= limits.for_field(k)}
 
 
-def _text_field(obj: dict, name: str, limit: int) -> str | Rejection:
+def _text_field(obj: dict[str, Any], name: str, limit: int) -> str | Rejection:
     value = obj.get(name)
     if value is None:
         return Rejection(f"MISSING_FIELD:{name}", f"field '{name}' is missing", {})

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 # Characters people and ERPs put inside numbers that carriers never print as part of them.
 _STRIP = str.maketrans("", "", " \t\r\n-_\u3000")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 
 

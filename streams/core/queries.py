@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .normalize import fingerprint, format_ms
-from .rules import OTHER_LICENSE, State
+from .rules import OTHER_LICENSE, Binding, State
 
 AVAILABLE, BOUND, RESERVED, FROZEN, BLACKLISTED = "available", "bound", "reserved", "frozen", "blacklisted"
 
@@ -31,14 +31,14 @@ def status(state: State | None, license_id: str | None, now_ms: int) -> str:
     return AVAILABLE
 
 
-def _binding_view(binding: dict, license_id: str | None) -> Any:
+def _binding_view(binding: Binding, license_id: str | None) -> Any:
     if license_id is not None and binding["license"] != license_id:
         return OTHER_LICENSE
     return {"license_id": binding["license"], "store_id": binding["store"], "order_id": binding["order"],
             "carrier_code": binding["carrier"], "shipped_at": format_ms(binding["shipped_ms"])}
 
 
-def diagnose(number: str, state: State | None, license_id: str | None, now_ms: int) -> dict:
+def diagnose(number: str, state: State | None, license_id: str | None, now_ms: int) -> dict[str, Any]:
     """GET /tracking/{no}: binding, reservation, freeze, blacklist and the uses the caller may see."""
     state = state or {}
     out: dict[str, Any] = {"tracking_no": number, "status": status(state, license_id, now_ms)}
@@ -72,7 +72,7 @@ def diagnose(number: str, state: State | None, license_id: str | None, now_ms: i
     return out
 
 
-def used_entry(number: str, state: State, license_id: str) -> dict | None:
+def used_entry(number: str, state: State, license_id: str) -> dict[str, Any] | None:
     """One row of GET /licenses/{id}/used: a number bound to the licence, with its fingerprint."""
     binding = state.get("binding")
     if binding is None or binding["license"] != license_id:

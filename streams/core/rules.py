@@ -54,10 +54,10 @@ class State(TypedDict, total=False):
     reservation: Reservation  # a pre-assignment (reserve command), live while expires_ms > now
     frozen: dict[str, int]  # license -> frozen until (epoch ms)
     blacklist: list[str]  # licenses that had a duplicate on this number
-    judged: dict[str, list]  # event_id -> [verdict, code, reason, frozen_until_ms, bound_to, decided_ms, seq]
-    uses: list[list]  # [license, store, order, now_ms, verdict, reason], oldest first, bounded
-    commands: dict[str, dict]  # command_id -> its result (core.commands), bounded like `judged`
-    appeals: list[dict]  # appeals decided on this number, oldest first, bounded
+    judged: dict[str, list[Any]]  # event_id -> [verdict, code, reason, frozen_until_ms, bound_to, decided_ms, seq]
+    uses: list[list[Any]]  # [license, store, order, now_ms, verdict, reason], oldest first, bounded
+    commands: dict[str, dict[str, Any]]  # command_id -> its result (core.commands), bounded like `judged`
+    appeals: list[dict[str, Any]]  # appeals decided on this number, oldest first, bounded
     seq: int  # decisions (and commands) that changed this state so far
 
 
@@ -70,7 +70,7 @@ def _bound_to(binding: Binding | None, license_id: str) -> Any:
 
 
 def _verdict(sub: Submission, verdict: str, code: str, reason: str, *, replay: bool = False,
-             frozen_until_ms: int | None = None, bound_to: Any = None, decided_ms: int | None = None) -> dict:
+             frozen_until_ms: int | None = None, bound_to: Any = None, decided_ms: int | None = None) -> dict[str, Any]:
     out = {
         "event_id": sub.event_id,
         "license_id": sub.license_id,
@@ -93,7 +93,7 @@ def _verdict(sub: Submission, verdict: str, code: str, reason: str, *, replay: b
     return out
 
 
-def _record(state: State, sub: Submission, verdict: dict, policy: Policy, frozen_until_ms: int | None) -> None:
+def _record(state: State, sub: Submission, verdict: dict[str, Any], policy: Policy, frozen_until_ms: int | None) -> None:
     """Remember the verdict for its event id (rule 2) and the use (diagnosis), both bounded.
 
     `seq` counts the decisions that changed this number's state; the verdict carries it, so an
@@ -110,7 +110,7 @@ def _record(state: State, sub: Submission, verdict: dict, policy: Policy, frozen
     state["uses"] = [*uses, [sub.license_id, sub.store_id, sub.order_id, sub.now_ms, verdict["verdict"], verdict["reason"]]]
 
 
-def _duplicate(state: State, sub: Submission, reason: str, policy: Policy) -> tuple[dict, State]:
+def _duplicate(state: State, sub: Submission, reason: str, policy: Policy) -> tuple[dict[str, Any], State]:
     """Every duplicate blacklists the number for the licence and freezes it for `freeze_ms`."""
     new: State = dict(state)  # type: ignore[assignment]
     until = sub.now_ms + policy.freeze_ms
@@ -124,7 +124,7 @@ def _duplicate(state: State, sub: Submission, reason: str, policy: Policy) -> tu
     return verdict, new
 
 
-def decide(state: State | None, sub: Submission, policy: Policy) -> tuple[dict, State]:
+def decide(state: State | None, sub: Submission, policy: Policy) -> tuple[dict[str, Any], State]:
     """Apply rules 2-8 of the spec, in order, to a valid submission (rule 1 is `parse_submission`)."""
     state = state if state is not None else {}
     now = sub.now_ms
@@ -166,8 +166,9 @@ def decide(state: State | None, sub: Submission, policy: Policy) -> tuple[dict, 
 
     # 6. A live reservation held by another licence or order.
     reservation = state.get("reservation")
-    live_reservation = reservation is not None and reservation["expires_ms"] > now
-    if live_reservation and (reservation["license"] != sub.license_id or reservation["order"] != sub.order_id):
+    live_reservation = reservation if reservation is not None and reservation["expires_ms"] > now else None
+    if live_reservation is not None and (live_reservation["license"] != sub.license_id
+                                         or live_reservation["order"] != sub.order_id):
         return _duplicate(state, sub, "RESERVED_BY_OTHER", policy)
 
     # 7. Unbound: the first use binds it.
@@ -176,7 +177,7 @@ def decide(state: State | None, sub: Submission, policy: Policy) -> tuple[dict, 
         new["binding"] = {"license": sub.license_id, "store": sub.store_id, "order": sub.order_id,
                           "carrier": sub.carrier_code, "shipped_ms": sub.shipped_ms}
         new.pop("reservation", None)  # a reservation ends when its holder uses the number (or expired)
-        verdict = _verdict(sub, ACCEPTED, "ACCEPTED", "RESERVED_NUMBER_USED" if live_reservation else "FIRST_USE",
+        verdict = _verdict(sub, ACCEPTED, "ACCEPTED", "RESERVED_NUMBER_USED" if live_reservation is not None else "FIRST_USE",
                            bound_to={"store_id": sub.store_id, "order_id": sub.order_id})
         _record(new, sub, verdict, policy, None)
         return verdict, new

@@ -5,7 +5,9 @@ from __future__ import annotations
 import copy
 
 import orjson
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from streams import settings as settings_mod
 from streams.core.commands import Command, CommandRejection, apply_command, parse_command

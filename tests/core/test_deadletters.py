@@ -6,7 +6,9 @@ import base64
 import hashlib
 
 import orjson
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from streams.core.deadletters import MAX_KEY_BYTES, Source, dead_letter, dead_letter_key, produce_failed
 from streams.core.events import REQUIRED, Limits

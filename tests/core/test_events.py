@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streams import settings as settings_mod
 from streams.core.events import Limits, Rejection, Submission, parse_submission

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from streams.core.events import Submission
 from streams.core.normalize import fingerprint

@@ -22,8 +22,8 @@ import pytest
 
 from streams import settings as settings_mod
 from streams.broker import EmbeddedBroker
-from streams.cluster import KafkaCluster, java_available
 from streams.clients import Publisher
+from streams.cluster import KafkaCluster, java_available
 from streams.core.check_digits import s10_number
 from streams.kafka import VerdictCollector, ensure_topics
 from streams.launch import WorkerProcess

@@ -80,7 +80,7 @@ def test_payloads_up_to_past_the_producer_limit_each_get_one_compact_dead_letter
         limit = guard.settings.limits.max_dead_letter_bytes
         for raw in payloads:
             partition, offset = big.offsets[raw]
-            assert guard.collector.wait_for(lambda c: dead_letters_for(guard, partition, offset), 30)
+            assert guard.collector.wait_for(lambda c, p=partition, o=offset: dead_letters_for(guard, p, o), 30)
             (dead,) = dead_letters_for(guard, partition, offset)
             assert (dead["reason"], dead["raw_truncated"], dead["raw_length"]) == ("TOO_LARGE", True, len(raw))
             assert dead["raw_sha256"] == hashlib.sha256(raw).hexdigest()
@@ -107,7 +107,7 @@ def test_oversize_fields_are_named_and_not_echoed(broker, tmp_path):
         ids = {}
         for name, (value, _reason) in cases.items():
             ids[name] = guard.submit(**{"tracking_no": fresh_s10(), name: value})
-        for name, (value, reason) in cases.items():
+        for name, (_value, reason) in cases.items():
             dead = guard.verdict(ids[name]) if reason != "TOO_LARGE" else None
             if dead is None:  # too large to be read: found by its source record instead
                 assert guard.collector.wait_for(

@@ -7,10 +7,11 @@ import time
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from streams import settings as settings_mod
-
 from streams.core.normalize import fingerprint, format_ms, parse_rfc3339_ms
 from streams.partitioning import partition_for
 

@@ -1,0 +1,65 @@
+"""The store seam: the one place that reaches the RocksDB partitions behind the numbers table.
+
+Faust's `rocksdb://` store (rocksdict driver) keeps one RocksDB per table partition. trackguard
+reads and writes them directly, in batches, below the table's per-key API: the hot path (read,
+write batch, persisted offsets), the changelog restore (apply a fetch of changelog records) and
+the web views (read, scan a partition). Everything else goes through `PartitionStore`; the
+Faust internals it relies on (`Store._db_for_partition`, `Store.set_persisted_offset`,
+`Table.changelog_topic`) are pinned in tests/test_hotpath_pins.py, and a test keeps them out of
+every other module (tests/test_store.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from rocksdict import WriteBatch
+
+FAUST_META_PREFIX = b"__faust"  # Faust's own keys in each partition's RocksDB (persisted offsets)
+
+
+class PartitionStore:
+    """Raw access to the RocksDB partitions of one Faust `rocksdb://` table."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    @property
+    def changelog_topic(self) -> str:
+        return self.table.changelog_topic.get_topic_name()
+
+    def _db(self, partition: int) -> Any:
+        return self.table.data._db_for_partition(partition)
+
+    def read(self, partition: int, key: bytes) -> bytes | None:
+        return self._db(partition).get(key)
+
+    def write(self, partition: int, items: Mapping[bytes, bytes]) -> None:
+        """Many keys in one WriteBatch: atomic on disk, one call into RocksDB."""
+        batch = WriteBatch(raw_mode=True)
+        for key, value in items.items():
+            batch.put(key, value)
+        self._db(partition).write(batch)
+
+    def apply_changelog(self, partition: int, records: Iterable[tuple[bytes, bytes | None]]) -> None:
+        """A fetch of changelog records (a None value deletes), in one WriteBatch."""
+        batch = WriteBatch(raw_mode=True)
+        for key, value in records:
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        self._db(partition).write(batch)
+
+    def scan(self, partition: int, after: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """The partition's (key, value) pairs in key order, from `after` on, without Faust's own keys."""
+        for key, value in self._db(partition).items(from_key=after):
+            if isinstance(key, bytes) and not key.startswith(FAUST_META_PREFIX):
+                yield key, value
+
+    def set_persisted_offset(self, partition: int, offset: int) -> None:
+        """The changelog offset this partition's RocksDB holds everything up to (recovery resumes after it)."""
+        from faust.types import TP
+
+        self.table.data.set_persisted_offset(TP(self.changelog_topic, partition), offset)
