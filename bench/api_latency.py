@@ -76,8 +76,17 @@ def main() -> None:
         workers = [WorkerProcess(broker.address, work / f"d{i}", work / f"w{i}.log", env=env).start() for i in range(2)]
         pub = Publisher(settings)
         for i in range(args.numbers):
-            pub.send({"event_id": f"b{i}", "license_id": "L1", "store_id": "S1", "order_id": f"O{i}",
-                      "carrier_code": "CHINAPOST", "tracking_no": number(i), "shipped_at": "2026-11-20T08:00:00Z"})
+            pub.send(
+                {
+                    "event_id": f"b{i}",
+                    "license_id": "L1",
+                    "store_id": "S1",
+                    "order_id": f"O{i}",
+                    "carrier_code": "CHINAPOST",
+                    "tracking_no": number(i),
+                    "shipped_at": "2026-11-20T08:00:00Z",
+                }
+            )
         pub.flush()
         assert collector.wait_count(args.numbers, timeout=300)
         collector.stop()
@@ -89,16 +98,23 @@ def main() -> None:
             return "GET", f"/tracking/{number(rng.randrange(args.numbers))}", None
 
         def check(i: int):
-            return "POST", "/tracking/check", {"tracking_numbers": [number(rng.randrange(args.numbers * 2))
-                                                                    for _ in range(1000)]}
+            return (
+                "POST",
+                "/tracking/check",
+                {"tracking_numbers": [number(rng.randrange(args.numbers * 2)) for _ in range(1000)]},
+            )
 
-        for name, make, total in (("GET /tracking/{no}", diagnosis, args.requests),
-                                  ("POST /tracking/check (1,000 numbers)", check, max(args.requests // 10, 50))):
+        for name, make, total in (
+            ("GET /tracking/{no}", diagnosis, args.requests),
+            ("POST /tracking/check (1,000 numbers)", check, max(args.requests // 10, 50)),
+        ):
             t0 = time.perf_counter()
             lat = asyncio.run(load(ports, make, total, args.concurrency))
             dt = time.perf_counter() - t0
-            print(f"{name}: {len(lat)} requests, {args.concurrency} concurrent, {len(lat) / dt:,.0f} req/s; "
-                  f"p50 {statistics.median(lat):.1f} ms, p99 {pct(lat, 99):.1f} ms, max {max(lat):.1f} ms")
+            print(
+                f"{name}: {len(lat)} requests, {args.concurrency} concurrent, {len(lat) / dt:,.0f} req/s; "
+                f"p50 {statistics.median(lat):.1f} ms, p99 {pct(lat, 99):.1f} ms, max {max(lat):.1f} ms"
+            )
     finally:
         for w in workers:
             w.stop()

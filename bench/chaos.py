@@ -88,22 +88,36 @@ def main() -> int:
             killed_at = time.time()
             start(name, wipe=wipe)
             # Recovered: a probe submitted right after the restart has its verdict.
-            probe = {"event_id": f"probe-{k}", "license_id": "PROBE", "store_id": "P", "order_id": f"P{k}",
-                     "carrier_code": "LOCAL", "tracking_no": f"PROBE{k}X{args.seed}", "shipped_at": "2026-11-20T08:00:00Z"}
+            probe = {
+                "event_id": f"probe-{k}",
+                "license_id": "PROBE",
+                "store_id": "P",
+                "order_id": f"P{k}",
+                "carrier_code": "LOCAL",
+                "tracking_no": f"PROBE{k}X{args.seed}",
+                "shipped_at": "2026-11-20T08:00:00Z",
+            }
             pub.send(probe)
             collector.verdict(probe["event_id"], timeout=180)
             recoveries.append((k + 1, wipe, time.time() - killed_at))
-            print(f"kill {k + 1}: SIGKILL worker {name}{' and wiped its data' if wipe else ''}"
-                  f"{' (worker b up)' if 'b' in workers and workers['b'].alive() else ''}; "
-                  f"a probe decided {recoveries[-1][2]:.1f} s after the kill", flush=True)
+            print(
+                f"kill {k + 1}: SIGKILL worker {name}{' and wiped its data' if wipe else ''}"
+                f"{' (worker b up)' if 'b' in workers and workers['b'].alive() else ''}; "
+                f"a probe decided {recoveries[-1][2]:.1f} s after the kill",
+                flush=True,
+            )
         feeder.join()
         collector.wait_for(lambda c: len(c.verdicts) >= n + args.kills, timeout=600)
         elapsed = time.time() - t_start
         times = [r[2] for r in recoveries]
-        print(f"recovery (kill to a probe's verdict): min {min(times):.1f} s, median {sorted(times)[len(times) // 2]:.1f} s, "
-              f"max {max(times):.1f} s")
-        print(f"{n:,} submissions, {len(collector.verdicts):,} verdicts (replays after kills included) in "
-              f"{elapsed:.0f} s: {n / elapsed:,.0f} submissions/s through {args.kills} kills")
+        print(
+            f"recovery (kill to a probe's verdict): min {min(times):.1f} s, median {sorted(times)[len(times) // 2]:.1f} s, "
+            f"max {max(times):.1f} s"
+        )
+        print(
+            f"{n:,} submissions, {len(collector.verdicts):,} verdicts (replays after kills included) in "
+            f"{elapsed:.0f} s: {n / elapsed:,.0f} submissions/s through {args.kills} kills"
+        )
         collector.stop()
         report = audit(settings, idle_s=3.0)
         print(report.render())

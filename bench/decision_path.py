@@ -39,14 +39,16 @@ def main() -> None:
     try:
         t0 = time.perf_counter()
         for i in range(0, len(records), args.batch):
-            result = proc.process(records[i:i + args.batch], lambda p, k: db.get(k))
+            result = proc.process(records[i : i + args.batch], lambda p, k: db.get(k))
             wb = WriteBatch(raw_mode=True)
             for items in result.state_writes.values():
                 for k, v in items.items():
                     wb.put(k, v)
             db.write(wb)
         dt = time.perf_counter() - t0
-        print(f"{len(records)} events in {dt:.2f} s: {len(records) / dt:,.0f} events/s, {1e6 * dt / len(records):.1f} µs/event")
+        print(
+            f"{len(records)} events in {dt:.2f} s: {len(records) / dt:,.0f} events/s, {1e6 * dt / len(records):.1f} µs/event"
+        )
     finally:
         db.close()
         shutil.rmtree(path, ignore_errors=True)

@@ -69,8 +69,9 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
     return sorted_values[k]
 
 
-def match(events: list, stamps: list[int], verdicts: list[tuple[dict, int, int]],
-          steady_from_ms: int) -> tuple[list[int], list[int], list[int], int]:
+def match(
+    events: list, stamps: list[int], verdicts: list[tuple[dict, int, int]], steady_from_ms: int
+) -> tuple[list[int], list[int], list[int], int]:
     """Pair each verdict with its submission by event id (an id sent twice: in order).
 
     Returns sorted latencies by receive time, by verdict timestamp, by receive time of the events
@@ -147,8 +148,14 @@ class App:
         else:
             create_topics(broker.address, [PEER_INPUT, PEER_OUTPUT], QUIX_TOPIC_CONFIG)
             self.outputs = [PEER_OUTPUT]
-            self.process = QuixPeer(broker.address, PEER_INPUT, PEER_OUTPUT, work / "quix-state", logs / "quix.log",
-                                    group_by=keying == "store")
+            self.process = QuixPeer(
+                broker.address,
+                PEER_INPUT,
+                PEER_OUTPUT,
+                work / "quix-state",
+                logs / "quix.log",
+                group_by=keying == "store",
+            )
             self.log = logs / "quix.log"
 
     def start(self) -> None:
@@ -189,17 +196,26 @@ def run_app(name: str, args: argparse.Namespace, events: list, counts: list[int]
 
         offset = 0
         for rate, count in zip(args.loads, counts):
-            chunk = events[offset:offset + count]
+            chunk = events[offset : offset + count]
             offset += count
             before = reader.count
-            cpu0 = (cpu_seconds(app.pid), sum(cpu_seconds(p) for p in broker.pids), time.process_time(), time.monotonic())
+            cpu0 = (
+                cpu_seconds(app.pid),
+                sum(cpu_seconds(p) for p in broker.pids),
+                time.process_time(),
+                time.monotonic(),
+            )
             phase_start = now_ms()
             stamps, sent_rate = paced_send(feeder, keyed(chunk, args.keying), rate)
             # all verdicts of this load in before the next starts (backlog included when saturated)
             if not reader.wait_count(before + count, 60 + count / 1000, app.alive):
                 raise RuntimeError(f"load {rate:g}/s: {reader.count - before} of {count} verdicts; see {logs}")
-            cpu = {"app": cpu_seconds(app.pid) - cpu0[0], "broker": sum(cpu_seconds(p) for p in broker.pids) - cpu0[1],
-                   "harness": time.process_time() - cpu0[2], "wall": time.monotonic() - cpu0[3]}
+            cpu = {
+                "app": cpu_seconds(app.pid) - cpu0[0],
+                "broker": sum(cpu_seconds(p) for p in broker.pids) - cpu0[1],
+                "harness": time.process_time() - cpu0[2],
+                "wall": time.monotonic() - cpu0[3],
+            }
             reader.settle(0.5)
             with reader._cond:  # a consistent snapshot of this phase's records
                 raw, times = reader.raw[before:], reader.times[before:]
@@ -209,9 +225,13 @@ def run_app(name: str, args: argparse.Namespace, events: list, counts: list[int]
             receive, decided, steady, unmatched = match(chunk, stamps, verdicts, phase_start + 1000)
             last_ts = max(ts for _, ts, _ in verdicts)
             phase = {
-                "offered_per_s": rate, "seconds": args.seconds, "events": count, "sent_per_s": sent_rate,
+                "offered_per_s": rate,
+                "seconds": args.seconds,
+                "events": count,
+                "sent_per_s": sent_rate,
                 "achieved_per_s": count / max((last_ts - phase_start) / 1000, 1e-3),
-                "matched": len(receive), "unmatched": unmatched,
+                "matched": len(receive),
+                "unmatched": unmatched,
                 "receive_ms": {f"p{q}": percentile(receive, q) for q in (50, 95, 99)} | {"max": receive[-1]},
                 "decided_ms": {f"p{q}": percentile(decided, q) for q in (50, 95, 99)} | {"max": decided[-1]},
                 "receive_after_first_s_ms": {f"p{q}": percentile(steady, q) for q in (50, 95, 99)},
@@ -219,11 +239,14 @@ def run_app(name: str, args: argparse.Namespace, events: list, counts: list[int]
             }
             phases.append(phase)
             r, d = phase["receive_ms"], phase["decided_ms"]
-            print(f"  {name} offered {rate:>8,.0f}/s (sent {sent_rate:>8,.0f}/s): decided {phase['achieved_per_s']:>8,.0f}/s; "
-                  f"received p50 {r['p50']:.0f} p95 {r['p95']:.0f} p99 {r['p99']:.0f} max {r['max']:.0f} ms; "
-                  f"decided p50 {d['p50']:.0f} p99 {d['p99']:.0f} ms; after 1st s p99 "
-                  f"{phase['receive_after_first_s_ms']['p99'] or '-'} ms; CPU s app {cpu['app']:.1f}, "
-                  f"broker {cpu['broker']:.1f}, harness {cpu['harness']:.1f} in {cpu['wall']:.1f} s", flush=True)
+            print(
+                f"  {name} offered {rate:>8,.0f}/s (sent {sent_rate:>8,.0f}/s): decided {phase['achieved_per_s']:>8,.0f}/s; "
+                f"received p50 {r['p50']:.0f} p95 {r['p95']:.0f} p99 {r['p99']:.0f} max {r['max']:.0f} ms; "
+                f"decided p50 {d['p50']:.0f} p99 {d['p99']:.0f} ms; after 1st s p99 "
+                f"{phase['receive_after_first_s_ms']['p99'] or '-'} ms; CPU s app {cpu['app']:.1f}, "
+                f"broker {cpu['broker']:.1f}, harness {cpu['harness']:.1f} in {cpu['wall']:.1f} s",
+                flush=True,
+            )
     finally:
         if reader is not None:
             reader.stop()
@@ -253,11 +276,15 @@ def main() -> int:
     counts = [int(rate * args.seconds) for rate in args.loads]
     end_ms = int(time.time() // 86_400 * 86_400 * 1000)
     events = sample(sum(counts), settings_mod.load(), end_ms)
-    print(f"{broker_version(args.broker)}: {len(events)} submissions over {len(counts)} loads of "
-          f"{args.seconds:g} s: {counts}", flush=True)
+    print(
+        f"{broker_version(args.broker)}: {len(events)} submissions over {len(counts)} loads of "
+        f"{args.seconds:g} s: {counts}",
+        flush=True,
+    )
     results = {app: run_app(app, args, events, counts, end_ms, out) for app in args.apps}
-    (out / f"latency-{args.broker}.json").write_text(json.dumps(
-        {"broker": broker_version(args.broker), "keying": args.keying, "apps": results}, indent=2))
+    (out / f"latency-{args.broker}.json").write_text(
+        json.dumps({"broker": broker_version(args.broker), "keying": args.keying, "apps": results}, indent=2)
+    )
     plot(results, out / f"latency-{args.broker}.png", args.broker)
     print(f"wrote {out / f'latency-{args.broker}.json'} and {out / f'latency-{args.broker}.png'}")
     return 0

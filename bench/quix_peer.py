@@ -75,8 +75,12 @@ def main() -> None:
     sdf = app.dataframe(source)
     sdf = sdf.apply(parse)
     if args.group_by:
-        sdf = sdf.group_by(lambda e: e["n"].encode() if e["n"] else INVALID_KEY, name="number",
-                           key_serializer="bytes", key_deserializer="bytes")
+        sdf = sdf.group_by(
+            lambda e: e["n"].encode() if e["n"] else INVALID_KEY,
+            name="number",
+            key_serializer="bytes",
+            key_deserializer="bytes",
+        )
     sdf = sdf.apply(decide, stateful=True)
     # Quix stamps outputs with the input's timestamp (here: days in the past); stamp the decision
     # time instead so the harness can measure first-to-last verdict as it does for trackguard.

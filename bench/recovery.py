@@ -37,8 +37,15 @@ def number(i: int) -> str:
 
 
 def event(i: int, order: str = "O1") -> dict:
-    return {"event_id": f"r{i}-{order}", "license_id": "L1", "store_id": "S1", "order_id": order,
-            "carrier_code": "CHINAPOST", "tracking_no": number(i), "shipped_at": "2026-11-20T08:00:00+08:00"}
+    return {
+        "event_id": f"r{i}-{order}",
+        "license_id": "L1",
+        "store_id": "S1",
+        "order_id": order,
+        "carrier_code": "CHINAPOST",
+        "tracking_no": number(i),
+        "shipped_at": "2026-11-20T08:00:00+08:00",
+    }
 
 
 def log_time(log: str, needle: str) -> float | None:
@@ -81,7 +88,10 @@ def main() -> None:
         collector.verdict(f"r{args.events + 1}-O1", timeout=600)
         first_verdict_s = time.time() - started
         log = b.log_text()
-        t_restore, t_done = log_time(log, "Restoring state from changelog"), log_time(log, "Done reading from changelog")
+        t_restore, t_done = (
+            log_time(log, "Restoring state from changelog"),
+            log_time(log, "Done reading from changelog"),
+        )
         restore_s = (t_done - t_restore) if t_restore and t_done else float("nan")
         print(f"changelog records: {records:,}; restore {restore_s:.2f} s = {records / restore_s:,.0f} records/s")
         print(f"wiped worker: start to first verdict {first_verdict_s:.1f} s")
@@ -112,8 +122,10 @@ def main() -> None:
         time.sleep(3)
         stamps = sorted(v["_ts"] for v in collector.verdicts[before:])
         gaps = [(b - a) / 1000 for a, b in zip(stamps, stamps[1:])] or [0.0]
-        print(f"second worker joined 5 s into a 2,000/s stream: longest gap between verdicts {max(gaps):.2f} s "
-              f"({len(stamps):,} verdicts in 30 s); median gap {sorted(gaps)[len(gaps) // 2] * 1000:.1f} ms")
+        print(
+            f"second worker joined 5 s into a 2,000/s stream: longest gap between verdicts {max(gaps):.2f} s "
+            f"({len(stamps):,} verdicts in 30 s); median gap {sorted(gaps)[len(gaps) // 2] * 1000:.1f} ms"
+        )
         collector.stop()
     finally:
         for w in workers:

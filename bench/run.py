@@ -108,14 +108,21 @@ class Run:
 
 # --- the limit: no framework, no state ------------------------------------------------------------
 
+
 def run_limit(run: Run, broker: BenchBroker) -> dict:
     """confluent-kafka consume -> orjson parse -> produce, in this process, with the worker's producer settings."""
     settings = run.settings(broker)
     create_topics(broker.address, [INPUT, LIMIT_OUTPUT])
     publish_s = Feeder(settings).send(keyed(run.events, "number"))
     n = len(run.events)
-    c = Consumer({"bootstrap.servers": broker.address, "group.id": "limit", "enable.auto.commit": False,
-                  "log.connection.close": False})
+    c = Consumer(
+        {
+            "bootstrap.servers": broker.address,
+            "group.id": "limit",
+            "enable.auto.commit": False,
+            "log.connection.close": False,
+        }
+    )
     p = Producer(producer_config(settings, **{"client.id": "limit"}))
     try:
         # The idempotent producer's first flush waits ~0.5 s for its producer id on Tansu: a start-up
@@ -153,14 +160,20 @@ def run_limit(run: Run, broker: BenchBroker) -> dict:
         c.close()
     if seen < n or left:
         raise RuntimeError(f"limit: read {seen} of {n}, {left} not delivered")
-    return {"events": n, "verdicts": seen, "seconds": seconds, "rate": n / seconds, "join_s": 0.0,
-            "publish_s": publish_s}
+    return {
+        "events": n,
+        "verdicts": seen,
+        "seconds": seconds,
+        "rate": n / seconds,
+        "join_s": 0.0,
+        "publish_s": publish_s,
+    }
 
 
 # --- the apps: warm-up, then the measured burst ----------------------------------------------------
 
-def measure(run: Run, broker: BenchBroker, reader: Reader, start, alive, pids, where: str,
-            ready=lambda: None) -> dict:
+
+def measure(run: Run, broker: BenchBroker, reader: Reader, start, alive, pids, where: str, ready=lambda: None) -> dict:
     """Start the app on a topic holding only the warm-up events; once it has decided them, send the
     N sample events in one burst, and time from when the app starts working on it to its last verdict.
 
@@ -180,8 +193,10 @@ def measure(run: Run, broker: BenchBroker, reader: Reader, start, alive, pids, w
     t0 = now_ms()
     start()
     if not reader.wait_count(w, run.timeout, alive):
-        raise RuntimeError(f"{run.scenario.name}: {reader.count} of {w} warm-up verdicts after "
-                           f"{run.timeout:.0f} s, app {'running' if alive() else 'exited'}; {where}")
+        raise RuntimeError(
+            f"{run.scenario.name}: {reader.count} of {w} warm-up verdicts after "
+            f"{run.timeout:.0f} s, app {'running' if alive() else 'exited'}; {where}"
+        )
     join_s = (reader.first_ts_ms - t0) / 1000
     ready()
     cpu_pids = {"app": pids(), "broker": broker.pids}
@@ -192,8 +207,10 @@ def measure(run: Run, broker: BenchBroker, reader: Reader, start, alive, pids, w
     burst_s = feeder.send(keyed(run.events, run.scenario.keying))
     if not reader.wait_count(w + n, run.timeout, alive):
         probe.stop()
-        raise RuntimeError(f"{run.scenario.name}: {reader.count - w} of {n} verdicts after {run.timeout:.0f} s, "
-                           f"app {'running' if alive() else 'exited'}; {where}")
+        raise RuntimeError(
+            f"{run.scenario.name}: {reader.count - w} of {n} verdicts after {run.timeout:.0f} s, "
+            f"app {'running' if alive() else 'exited'}; {where}"
+        )
     busy_ms = probe.stop()
     # CPU seconds from the burst's start until its last verdict was read here
     cpu = {k: sum(cpu_seconds(p) for p in v) - cpu0[k] for k, v in cpu_pids.items()}
@@ -203,22 +220,36 @@ def measure(run: Run, broker: BenchBroker, reader: Reader, start, alive, pids, w
     start_ms = max(busy_ms or burst_start, burst_start)
     span_s = max(reader.last_ts_ms - start_ms, 1) / 1000
     values = [v for v in reader.decoded() if not str(v.get("event_id") or "").startswith(WARMUP_PREFIX)]
-    return {"events": n, "verdicts": len(values), "extra": reader.count - w - n, "seconds": span_s,
-            "rate": n / span_s, "join_s": join_s,
-            # from the burst's start instead: includes waking up from an idle long-poll fetch
-            "rate_from_burst": n / (max(reader.last_ts_ms - burst_start, 1) / 1000),
-            "wake_s": (start_ms - burst_start) / 1000, "busy_detected": busy_ms is not None,
-            "burst_send_s": burst_s, "cpu_s": {k: round(v, 2) for k, v in cpu.items()}, "_values": values}
+    return {
+        "events": n,
+        "verdicts": len(values),
+        "extra": reader.count - w - n,
+        "seconds": span_s,
+        "rate": n / span_s,
+        "join_s": join_s,
+        # from the burst's start instead: includes waking up from an idle long-poll fetch
+        "rate_from_burst": n / (max(reader.last_ts_ms - burst_start, 1) / 1000),
+        "wake_s": (start_ms - burst_start) / 1000,
+        "busy_detected": busy_ms is not None,
+        "burst_send_s": burst_s,
+        "cpu_s": {k: round(v, 2) for k, v in cpu.items()},
+        "_values": values,
+    }
 
 
 def run_quix(run: Run, broker: BenchBroker) -> dict:
     create_topics(broker.address, [INPUT, PEER_OUTPUT], QUIX_TOPIC_CONFIG)
     reader = Reader(broker.address, [PEER_OUTPUT]).start()
-    peer = QuixPeer(broker.address, INPUT, PEER_OUTPUT, run.work / "quix-state", run.logs / "quix.log",
-                    group_by=run.scenario.keying == "store")
+    peer = QuixPeer(
+        broker.address,
+        INPUT,
+        PEER_OUTPUT,
+        run.work / "quix-state",
+        run.logs / "quix.log",
+        group_by=run.scenario.keying == "store",
+    )
     try:
-        return measure(run, broker, reader, peer.start, peer.alive, lambda: [peer.process.pid],
-                       f"see {peer.log_path}")
+        return measure(run, broker, reader, peer.start, peer.alive, lambda: [peer.process.pid], f"see {peer.log_path}")
     finally:
         peer.stop()
         reader.stop()
@@ -228,12 +259,21 @@ def run_trackguard(run: Run, broker: BenchBroker) -> dict:
     settings = run.settings(broker)
     ensure_topics(settings)  # the worker's own topic set, 8 partitions each
     reader = Reader(broker.address, list(settings.topics.verdicts)).start()
-    workers = [WorkerProcess(broker.address, run.work / f"w{i}", run.logs / f"worker{i}.log")
-               for i in range(run.scenario.workers)]
+    workers = [
+        WorkerProcess(broker.address, run.work / f"w{i}", run.logs / f"worker{i}.log")
+        for i in range(run.scenario.workers)
+    ]
     try:
-        result = measure(run, broker, reader, lambda: [w.start() for w in workers],
-                         lambda: all(w.alive() for w in workers), lambda: [w.pid for w in workers],
-                         f"see {run.logs}/worker*.log", ready=lambda: one_generation(workers, run.timeout))
+        result = measure(
+            run,
+            broker,
+            reader,
+            lambda: [w.start() for w in workers],
+            lambda: all(w.alive() for w in workers),
+            lambda: [w.pid for w in workers],
+            f"see {run.logs}/worker*.log",
+            ready=lambda: one_generation(workers, run.timeout),
+        )
         result["worker_pids"] = [w.pid for w in workers]
         return result
     finally:
@@ -258,7 +298,7 @@ def one_generation(workers: list[WorkerProcess], timeout: float, calm_s: float =
         for w in workers:
             text = w.log_text()
             joins = list(JOINED.finditer(text))
-            ready = bool(joins) and "Worker ready" in text[joins[-1].end():]
+            ready = bool(joins) and "Worker ready" in text[joins[-1].end() :]
             state.append((joins[-1].group(1) if joins else None, ready))
         if state != last:
             last, since = state, time.monotonic()
@@ -272,6 +312,7 @@ RUNNERS = {"limit": run_limit, "quix": run_quix, "trackguard": run_trackguard}
 
 
 # --- verdict agreement ----------------------------------------------------------------------------
+
 
 def causes_by_event_id(events: list) -> dict[str, list[str]]:
     """What the sample meant each event id to exercise (an id re-pushed as-is has two entries)."""
@@ -290,6 +331,7 @@ def agreement(tg: list[dict], peer: list[dict], events: list) -> dict:
     trackguard: verdict "accepted" and not a replay (an event-id replay and SAME_ORDER_REPUSH both
     carry replay=true). Peer: "accepted", i.e. the first readable event of the number.
     """
+
     def first_uses(verdicts: list[dict], is_first) -> dict[str, set]:
         out: dict[str, set] = defaultdict(set)
         for v in verdicts:
@@ -297,8 +339,9 @@ def agreement(tg: list[dict], peer: list[dict], events: list) -> dict:
                 out[v["tracking_no"]].add(v["event_id"])
         return out
 
-    tg_first = first_uses(tg, lambda v: v["verdict"] == "accepted" and not v.get("replay")
-                          and v.get("reason") != "SAME_ORDER_REPUSH")
+    tg_first = first_uses(
+        tg, lambda v: v["verdict"] == "accepted" and not v.get("replay") and v.get("reason") != "SAME_ORDER_REPUSH"
+    )
     peer_first = first_uses(peer, lambda v: v["verdict"] == "accepted")
     tg_by_event: dict[str, list[str]] = defaultdict(list)
     for v in tg:
@@ -316,18 +359,27 @@ def agreement(tg: list[dict], peer: list[dict], events: list) -> dict:
         a, b = tg_first.get(number, set()), peer_first.get(number, set())
         labels = []
         for e in sorted(b - a):  # the peer took it as the first use, trackguard did not
-            labels.append(f"peer accepted [{'/'.join(causes.get(e, ['?']))}], trackguard: {','.join(tg_by_event.get(e, ['none']))}")
+            labels.append(
+                f"peer accepted [{'/'.join(causes.get(e, ['?']))}], trackguard: {','.join(tg_by_event.get(e, ['none']))}"
+            )
         for e in sorted(a - b):
-            labels.append(f"trackguard accepted [{'/'.join(causes.get(e, ['?']))}], peer: {','.join(peer_by_event.get(e, ['none']))}")
+            labels.append(
+                f"trackguard accepted [{'/'.join(causes.get(e, ['?']))}], peer: {','.join(peer_by_event.get(e, ['none']))}"
+            )
         kind = "; ".join(labels)
         kinds[kind] += 1
         if len(examples) < 8:
             examples.append({"tracking_no": number, "trackguard": sorted(a), "peer": sorted(b), "why": kind})
-    return {"numbers": len(numbers), "disagreements": len(disagreeing), "kinds": kinds.most_common(),
-            "examples": examples}
+    return {
+        "numbers": len(numbers),
+        "disagreements": len(disagreeing),
+        "kinds": kinds.most_common(),
+        "examples": examples,
+    }
 
 
 # --- driver ------------------------------------------------------------------------------------------
+
 
 def select(only: list[str] | None) -> list[Scenario]:
     if not only:
@@ -342,11 +394,17 @@ def versions(broker: str) -> dict:
     import confluent_kafka
     import faust
 
-    out = {"python": platform.python_version(), "faust-streaming": faust.__version__,
-           "confluent-kafka": confluent_kafka.__version__, "librdkafka": confluent_kafka.libversion()[0], "cores": os.cpu_count()}
+    out = {
+        "python": platform.python_version(),
+        "faust-streaming": faust.__version__,
+        "confluent-kafka": confluent_kafka.__version__,
+        "librdkafka": confluent_kafka.libversion()[0],
+        "cores": os.cpu_count(),
+    }
     out["broker"] = broker_version(broker)
-    for name, cmd in {"quixstreams": [str(QUIX_VENV / "bin" / "python"), "-c",
-                                      "import quixstreams; print(quixstreams.__version__)"]}.items():
+    for name, cmd in {
+        "quixstreams": [str(QUIX_VENV / "bin" / "python"), "-c", "import quixstreams; print(quixstreams.__version__)"]
+    }.items():
         try:
             out[name] = subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout.strip()
         except OSError:
@@ -368,14 +426,20 @@ def print_table(results: dict, events: int) -> None:
             note = f"from burst start {r['rate_from_burst']['median']:,.0f}/s (wake-up {r['wake_s']['median']:.2f} s)"
         if any(run.get("extra") for run in r["runs"]):
             note += f" extra verdicts: {[run.get('extra') for run in r['runs']]}"
-        print(f"{name:<12} {r['keying']:<7} {events:>7} {rate['median']:>9,.0f} {rate['min']:>9,.0f} "
-              f"{rate['max']:>9,.0f} {join['median']:>7.1f}  {note}")
+        print(
+            f"{name:<12} {r['keying']:<7} {events:>7} {rate['median']:>9,.0f} {rate['min']:>9,.0f} "
+            f"{rate['max']:>9,.0f} {join['median']:>7.1f}  {note}"
+        )
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--broker", choices=["tansu", "kafka"], default="tansu",
-                    help="a fresh embedded Tansu, or a fresh one-node Apache Kafka, per run")
+    ap.add_argument(
+        "--broker",
+        choices=["tansu", "kafka"],
+        default="tansu",
+        help="a fresh embedded Tansu, or a fresh one-node Apache Kafka, per run",
+    )
     ap.add_argument("--events", type=int, default=40_000, help="submissions in the pre-filled input topic")
     ap.add_argument("--reps", type=int, default=3, help="repetitions per scenario; medians are reported")
     ap.add_argument("--only", nargs="+", help="scenario names or prefixes: " + ", ".join(s.name for s in SCENARIOS))
@@ -393,8 +457,11 @@ def main() -> int:
     end_ms = int(time.time() // 86_400 * 86_400 * 1000)
     events = sample(args.events, base, end_ms)
     mix = Counter(e.cause for e in events)
-    print(f"{broker_version(args.broker)}: {len(events)} submissions (seed {SEED}), {PARTITIONS} partitions, {args.reps} rep(s); "
-          f"causes: {dict(mix.most_common())}", flush=True)
+    print(
+        f"{broker_version(args.broker)}: {len(events)} submissions (seed {SEED}), {PARTITIONS} partitions, {args.reps} rep(s); "
+        f"causes: {dict(mix.most_common())}",
+        flush=True,
+    )
 
     results: dict[str, dict] = {}
     last_values: dict[str, list[dict]] = {}
@@ -409,13 +476,19 @@ def main() -> int:
                 runs.append(r)
                 extra = f", {r['extra']} extra" if r.get("extra") else ""
                 cpu = r.get("cpu_s")
-                cpu = (f"; CPU s app {cpu['app']}, broker {cpu['broker']}, harness {cpu['harness']} "
-                       f"in {cpu['wall']:.2f} s" if cpu else "")
+                cpu = (
+                    f"; CPU s app {cpu['app']}, broker {cpu['broker']}, harness {cpu['harness']} in {cpu['wall']:.2f} s"
+                    if cpu
+                    else ""
+                )
                 wake = f", wake-up {r['wake_s']:.2f} s" if "wake_s" in r else ""
                 if r.get("busy_detected") is False:
                     wake += " (not seen on CPU: timed from the burst)"
-                print(f"  {sc.name} rep {rep}: {r['rate']:,.0f} events/s over {r['seconds']:.2f} s{wake}, "
-                      f"join {r['join_s']:.1f} s, {r['verdicts']} verdicts{extra}{cpu}", flush=True)
+                print(
+                    f"  {sc.name} rep {rep}: {r['rate']:,.0f} events/s over {r['seconds']:.2f} s{wake}, "
+                    f"join {r['join_s']:.1f} s, {r['verdicts']} verdicts{extra}{cpu}",
+                    flush=True,
+                )
             except Exception as exc:
                 print(f"  {sc.name} rep {rep}: FAILED: {exc}", flush=True)
                 runs.append({"error": str(exc)})
@@ -446,8 +519,12 @@ def main() -> int:
             agreements[keying] = agreement(tg, peer, events)
     verdict_mix = {}
     if "tg1-number" in last_values:
-        verdict_mix = dict(Counter(f"{v['verdict']}/{v['reason']}" + (" (replay)" if v.get("replay") else "")
-                                   for v in last_values["tg1-number"]).most_common())
+        verdict_mix = dict(
+            Counter(
+                f"{v['verdict']}/{v['reason']}" + (" (replay)" if v.get("replay") else "")
+                for v in last_values["tg1-number"]
+            ).most_common()
+        )
 
     print()
     print_table(results, len(events))
@@ -457,14 +534,22 @@ def main() -> int:
             print(f"  {count:>5}  {kind}")
 
     doc = {
-        "meta": {"events": len(events), "reps": args.reps, "seed": SEED, "end_ms": end_ms, "partitions": PARTITIONS,
-                 "sample_causes": dict(mix.most_common()), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                 "versions": versions(args.broker), "broker": args.broker,
-                 "method": "fresh broker per run; the app starts on 64 warm-up events, then the N events are sent "
-                           "in one burst; events/s = N / (last verdict record timestamp - burst start); join_s = app "
-                           "process start to first warm-up verdict; "
-                           "limit = in-process consume/parse/produce from first record read to producer flush; "
-                           "verdicts counted by reading them back"},
+        "meta": {
+            "events": len(events),
+            "reps": args.reps,
+            "seed": SEED,
+            "end_ms": end_ms,
+            "partitions": PARTITIONS,
+            "sample_causes": dict(mix.most_common()),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "versions": versions(args.broker),
+            "broker": args.broker,
+            "method": "fresh broker per run; the app starts on 64 warm-up events, then the N events are sent "
+            "in one burst; events/s = N / (last verdict record timestamp - burst start); join_s = app "
+            "process start to first warm-up verdict; "
+            "limit = in-process consume/parse/produce from first record read to producer flush; "
+            "verdicts counted by reading them back",
+        },
         "scenarios": results,
         "agreement": agreements,
         "trackguard_verdict_mix": verdict_mix,

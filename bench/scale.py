@@ -41,11 +41,21 @@ def events(settings, start: int, n: int, now_ms: int) -> list[InRecord]:
     for i in range(start, start + n):
         number = s10_number(i, "RR" if i < 100_000_000 else "RS")
         key = number.encode()
-        value = orjson.dumps({"event_id": f"e{i}", "license_id": f"L{i % 3}", "store_id": f"S{i % 11}",
-                              "order_id": f"O{i}", "carrier_code": "CHINAPOST", "tracking_no": number,
-                              "shipped_at": "2026-11-20T08:00:00+08:00", "source": "erp"})
-        out.append(InRecord(settings.topics.submitted, partition_for(key, settings.partitions), i, key, value,
-                            now_ms + i))
+        value = orjson.dumps(
+            {
+                "event_id": f"e{i}",
+                "license_id": f"L{i % 3}",
+                "store_id": f"S{i % 11}",
+                "order_id": f"O{i}",
+                "carrier_code": "CHINAPOST",
+                "tracking_no": number,
+                "shipped_at": "2026-11-20T08:00:00+08:00",
+                "source": "erp",
+            }
+        )
+        out.append(
+            InRecord(settings.topics.submitted, partition_for(key, settings.partitions), i, key, value, now_ms + i)
+        )
     return out
 
 

@@ -53,21 +53,30 @@ def create_app(settings: Settings) -> faust.App:
     app.trackguard_settings = settings  # type: ignore[attr-defined]
 
     # One record per normalized tracking number: everything the rules need (see core.rules.State).
-    numbers = app.Table("numbers", partitions=settings.partitions, key_type=bytes, value_type=bytes,
-                        help="state per normalized tracking number")
+    numbers = app.Table(
+        "numbers",
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        help="state per normalized tracking number",
+    )
     hot_topics = (settings.topics.submitted, settings.repartition_topic, settings.topics.commands)
     submissions = app.topic(*hot_topics, key_type=bytes, value_type=bytes, partitions=settings.partitions)
     markers = {"always": True, "never": False}.get(settings.changelog_markers)
     how = f"[kafka] changelog_markers = {settings.changelog_markers}"
     if markers is None:
         markers = high_watermark_lags(settings)
-        how = ("probed: the broker reports high watermarks short of the log's end (Tansu)" if markers
-               else "probed: the broker reports exact high watermarks")
+        how = (
+            "probed: the broker reports high watermarks short of the log's end (Tansu)"
+            if markers
+            else "probed: the broker reports exact high watermarks"
+        )
     hot = HotPath(settings, PartitionStore(numbers), markers)
 
     @app.task
     async def announce() -> None:  # logged once the worker's logging is set up
         log.info("changelog markers %s (%s)", "on" if markers else "off", how)
+
     app.trackguard_hotpath = hot  # type: ignore[attr-defined]
 
     @app.agent(submissions, name="guard")
@@ -98,13 +107,19 @@ def create_app(settings: Settings) -> faust.App:
                 die(f"broker {settings.broker} unreachable for {settings.broker_lost_after_s:.0f} s", exc)
             return
         unreachable_since.clear()
-        missing = [t for t in hot_topics if t not in metadata.topics
-                   or len(metadata.topics[t].partitions) != settings.partitions]  # auto-created anew
+        missing = [
+            t
+            for t in hot_topics
+            if t not in metadata.topics or len(metadata.topics[t].partitions) != settings.partitions
+        ]  # auto-created anew
         if missing:
-            die(f"broker {settings.broker} no longer has topics {missing}: it lost its data (the embedded "
-                f"broker keeps everything in memory); restart the workers on wiped data dirs")
+            die(
+                f"broker {settings.broker} no longer has topics {missing}: it lost its data (the embedded "
+                f"broker keeps everything in memory); restart the workers on wiped data dirs"
+            )
 
     if not markers:
+
         @app.timer(2.0)
         async def persist_changelog_offsets() -> None:
             await hot.persist_offsets()
@@ -113,8 +128,13 @@ def create_app(settings: Settings) -> faust.App:
     async def report() -> None:
         if hot.totals:
             t = hot.timing
-            log.info("decided so far: %s; %d batches, %.0f records/batch, %.2f s deciding, %.2f s waiting for acks",
-                     dict(sorted(hot.totals.items())), t["batches"], t["records"] / max(t["batches"], 1),
-                     t["decide_s"], t["flush_s"])
+            log.info(
+                "decided so far: %s; %d batches, %.0f records/batch, %.2f s deciding, %.2f s waiting for acks",
+                dict(sorted(hot.totals.items())),
+                t["batches"],
+                t["records"] / max(t["batches"], 1),
+                t["decide_s"],
+                t["flush_s"],
+            )
 
     return app

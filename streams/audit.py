@@ -108,7 +108,9 @@ def audit(settings: Settings, *, idle_s: float = 3.0, max_s: float = 600.0) -> A
             report.violations.append(f"no verdict for event {event_id} ({seen_events[event_id]} of {n})")
     for (partition, offset), n in expected_dead.items():
         if seen_dead[(partition, offset)] < n:
-            report.violations.append(f"invalid submission {t.submitted}[{partition}]@{offset} not on the dead-letter topic")
+            report.violations.append(
+                f"invalid submission {t.submitted}[{partition}]@{offset} not on the dead-letter topic"
+            )
     # 2. One owner per number.
     for number, owners in binders.items():
         if len(owners) > 1:
@@ -123,8 +125,14 @@ def audit(settings: Settings, *, idle_s: float = 3.0, max_s: float = 600.0) -> A
             # the broker but before its changelog did decides those events again, identically
             # (same seq, same verdict). Counted, not replayed twice; a *different* decision would
             # still be a violation.
-            identity = (kind, out.get("event_id") or out.get("command_id"), out.get("seq"),
-                        out.get("verdict", out.get("ok")), out.get("reason", out.get("error")), out.get("replay"))
+            identity = (
+                kind,
+                out.get("event_id") or out.get("command_id"),
+                out.get("seq"),
+                out.get("verdict", out.get("ok")),
+                out.get("reason", out.get("error")),
+                out.get("replay"),
+            )
             if identity in emitted and not out.get("replay"):
                 report.counts["re_emitted_after_crash"] += 1
                 continue

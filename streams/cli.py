@@ -96,9 +96,20 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if args.json:
         event = orjson.loads(args.json)
     else:
-        event = {k: getattr(args, k) for k in ("event_id", "license_id", "store_id", "order_id",
-                                               "carrier_code", "tracking_no", "shipped_at", "source")
-                 if getattr(args, k) is not None}
+        event = {
+            k: getattr(args, k)
+            for k in (
+                "event_id",
+                "license_id",
+                "store_id",
+                "order_id",
+                "carrier_code",
+                "tracking_no",
+                "shipped_at",
+                "source",
+            )
+            if getattr(args, k) is not None
+        }
         event.setdefault("event_id", f"cli-{time.time_ns()}")
     pub = Publisher(_settings(args, broker=True))
     pub.send(event)
@@ -145,8 +156,12 @@ def _http(args: argparse.Namespace, method: str, path: str, body: dict | None = 
     token = args.token or os.environ.get("TRACKGUARD_TOKEN", "")
     if not token:
         raise CliError("no API token: pass --token or set TRACKGUARD_TOKEN (a licence's token, or the admin token)")
-    req = urllib.request.Request(url + path, method=method, data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url + path,
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             status, payload = resp.status, resp.read()
@@ -154,8 +169,10 @@ def _http(args: argparse.Namespace, method: str, path: str, body: dict | None = 
         status, payload = exc.code, exc.read()
     except (urllib.error.URLError, OSError) as exc:
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-        raise CliError(f"cannot reach the trackguard HTTP API at {url}: {reason}\n"
-                       f"start a worker (`trackguard worker --web-port PORT`) or set --url / TRACKGUARD_URL") from None
+        raise CliError(
+            f"cannot reach the trackguard HTTP API at {url}: {reason}\n"
+            f"start a worker (`trackguard worker --web-port PORT`) or set --url / TRACKGUARD_URL"
+        ) from None
     try:
         print(json.dumps(json.loads(payload), indent=2, ensure_ascii=False))
     except ValueError:
@@ -183,9 +200,22 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_command(args: argparse.Namespace) -> int:
     import hashlib
 
-    body = {k: getattr(args, k) for k in ("tracking_no", "license_id", "store_id", "order_id", "carrier_code",
-                                          "ttl_s", "evidence_ref", "decided_by", "decision", "command_id")
-            if getattr(args, k, None) is not None}
+    body = {
+        k: getattr(args, k)
+        for k in (
+            "tracking_no",
+            "license_id",
+            "store_id",
+            "order_id",
+            "carrier_code",
+            "ttl_s",
+            "evidence_ref",
+            "decided_by",
+            "decision",
+            "command_id",
+        )
+        if getattr(args, k, None) is not None
+    }
     if getattr(args, "evidence", None):
         if not Path(args.evidence).is_file():
             raise CliError(f"{args.evidence}: no such evidence file")
@@ -206,7 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--port", type=int, help="port (default: a free one)")
     b.set_defaults(func=cmd_broker)
 
-    k = sub.add_parser("kafka", help="run Apache Kafka (KRaft, from Maven jars) on loopback and print its bootstrap servers")
+    k = sub.add_parser(
+        "kafka", help="run Apache Kafka (KRaft, from Maven jars) on loopback and print its bootstrap servers"
+    )
     k.add_argument("--nodes", type=int, choices=[1, 3], default=1, help="1, or 3 (replication 3, min ISR 2)")
     k.add_argument("--workdir", help="log dirs and node logs (default: a new temporary directory)")
     k.set_defaults(func=cmd_kafka)
@@ -228,7 +260,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = with_broker(sub.add_parser("submit", help="publish one submission"))
     s.add_argument("--json", help="the whole event as JSON")
-    for name in ("event_id", "license_id", "store_id", "order_id", "carrier_code", "tracking_no", "shipped_at", "source"):
+    for name in (
+        "event_id",
+        "license_id",
+        "store_id",
+        "order_id",
+        "carrier_code",
+        "tracking_no",
+        "shipped_at",
+        "source",
+    ):
         s.add_argument("--" + name.replace("_", "-"), dest=name)
     s.set_defaults(func=cmd_submit)
 
@@ -258,8 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("items", nargs="+", help="tracking numbers, or files with one number per line")
     ck.set_defaults(func=cmd_check)
 
-    for kind, fields in (("reserve", ("store_id", "order_id", "carrier_code")), ("release", ("order_id",)),
-                         ("appeal", ("evidence_ref", "decided_by"))):
+    for kind, fields in (
+        ("reserve", ("store_id", "order_id", "carrier_code")),
+        ("release", ("order_id",)),
+        ("appeal", ("evidence_ref", "decided_by")),
+    ):
         c = with_api(sub.add_parser(kind, help=f"{kind} a tracking number (HTTP API)"))
         c.set_defaults(func=cmd_command, command=kind)
         c.add_argument("--tracking-no", required=True)

@@ -51,15 +51,17 @@ class Publisher:
         if err is not None:
             self.errors.append(str(err))
 
-    def send(self, event: dict | bytes, key: bytes | None = None, timestamp_ms: int | None = None,
-             topic: str | None = None) -> None:
+    def send(
+        self, event: dict | bytes, key: bytes | None = None, timestamp_ms: int | None = None, topic: str | None = None
+    ) -> None:
         value = event if isinstance(event, bytes) else orjson.dumps(event)
         if key is None:
             key = submission_key(event)
         while True:
             try:  # timestamp 0: librdkafka stamps the current time
-                self.producer.produce(topic or self.topic, value, key, on_delivery=self._on_delivery,
-                                      timestamp=timestamp_ms or 0)
+                self.producer.produce(
+                    topic or self.topic, value, key, on_delivery=self._on_delivery, timestamp=timestamp_ms or 0
+                )
                 break
             except BufferError:
                 self.producer.poll(0.1)
@@ -104,8 +106,10 @@ def _csv_events(reader: csv.DictReader, path: Path) -> Iterator[dict]:
     columns = [c.strip() for c in reader.fieldnames or ()]
     missing = [c for c in CSV_REQUIRED if c not in columns]
     if missing:
-        raise BadImportFile(f"{path}: the header row lacks the column(s) {', '.join(missing)}; "
-                            f"a CSV needs {', '.join(CSV_REQUIRED)} (event_id and source optional)")
+        raise BadImportFile(
+            f"{path}: the header row lacks the column(s) {', '.join(missing)}; "
+            f"a CSV needs {', '.join(CSV_REQUIRED)} (event_id and source optional)"
+        )
     reader.fieldnames = columns
     for row in reader:
         event = {k: v.strip() for k, v in row.items() if k and isinstance(v, str) and v.strip()}
@@ -133,8 +137,15 @@ def _progress(out: IO, done: int, total: int, width: int = 30) -> None:
     out.flush()
 
 
-def tail(settings: Settings, *, as_json: bool, from_beginning: bool, out: IO = sys.stdout,
-         topics: Iterable[str] | None = None, max_s: float | None = None) -> None:
+def tail(
+    settings: Settings,
+    *,
+    as_json: bool,
+    from_beginning: bool,
+    out: IO = sys.stdout,
+    topics: Iterable[str] | None = None,
+    max_s: float | None = None,
+) -> None:
     """Follow the verdict topics; one line per verdict."""
     c = consumer(settings, group=None, **{"auto.offset.reset": "earliest" if from_beginning else "latest"})
     c.subscribe(list(topics or settings.topics.verdicts))

@@ -38,8 +38,7 @@ HOST = "127.0.0.1"
 # Measured on 2 cores, 3 nodes: C1-only JIT (TieredStopAtLevel=1) made them ready in ~8 s instead of
 # ~12.5 s and produced 116k instead of 61k records/s (C2's compiler threads starve the other JVMs);
 # SerialGC adds no GC threads (G1 was no faster to start).
-JVM_FLAGS = ("-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:+ExitOnOutOfMemoryError",
-             "-Djava.awt.headless=true")
+JVM_FLAGS = ("-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true")
 
 
 def kafka_version() -> str:
@@ -79,18 +78,29 @@ def ensure_jars(quiet: bool = True) -> Path:
         if fetched():
             return lib
         shutil.rmtree(lib, ignore_errors=True)  # no jar of another version left on the classpath
-        cmd = ["mvn", "-B", "-Dstyle.color=never", *(["-q"] if quiet else []), "-f", str(POM),
-               "dependency:copy-dependencies", f"-DoutputDirectory={lib}", "-DincludeScope=runtime"]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                stdin=subprocess.DEVNULL)
+        cmd = [
+            "mvn",
+            "-B",
+            "-Dstyle.color=never",
+            *(["-q"] if quiet else []),
+            "-f",
+            str(POM),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={lib}",
+            "-DincludeScope=runtime",
+        ]
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL
+        )
         tail: collections.deque[str] = collections.deque(maxlen=25)
         for line in proc.stdout or ():
             tail.append(line)
             if not quiet:
                 sys.stderr.write(line)  # stdout stays free for callers' output
         if proc.wait() != 0:
-            raise RuntimeError(f"Maven could not fetch the Kafka jars (exit {proc.returncode}): "
-                               f"{' '.join(cmd)}\n{''.join(tail)}")
+            raise RuntimeError(
+                f"Maven could not fetch the Kafka jars (exit {proc.returncode}): {' '.join(cmd)}\n{''.join(tail)}"
+            )
         stamp.write_text(want)
     return lib
 
@@ -123,8 +133,9 @@ def _stored_cluster_id(meta: Path) -> str | None:
 class KafkaCluster:
     """`nodes` combined broker+controller KRaft nodes, numbered 1..nodes (their node.id)."""
 
-    def __init__(self, nodes: int = 1, workdir: Path | None = None, heap: str = "384m",
-                 log_dir: Path | None = None) -> None:
+    def __init__(
+        self, nodes: int = 1, workdir: Path | None = None, heap: str = "384m", log_dir: Path | None = None
+    ) -> None:
         if nodes < 1:
             raise ValueError("a cluster needs at least one node")
         self.nodes = nodes
@@ -233,8 +244,7 @@ class KafkaCluster:
             "process.roles": "broker,controller",
             "node.id": i,
             "controller.quorum.voters": voters,
-            "listeners": (f"PLAINTEXT://{HOST}:{self.broker_ports[i]},"
-                          f"CONTROLLER://{HOST}:{self.controller_ports[i]}"),
+            "listeners": (f"PLAINTEXT://{HOST}:{self.broker_ports[i]},CONTROLLER://{HOST}:{self.controller_ports[i]}"),
             "advertised.listeners": f"PLAINTEXT://{HOST}:{self.broker_ports[i]}",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
@@ -268,8 +278,17 @@ class KafkaCluster:
 
     def _java(self, main: str, *args: str | Path, heap: str | None = None) -> list[str]:
         heap = heap or self.heap
-        return ["java", f"-Xms{heap}", f"-Xmx{heap}", *JVM_FLAGS, f"-Dlog4j2.configurationFile={LOG_CONFIG}",
-                "-cp", f"{self._lib}/*", main, *map(str, args)]
+        return [
+            "java",
+            f"-Xms{heap}",
+            f"-Xmx{heap}",
+            *JVM_FLAGS,
+            f"-Dlog4j2.configurationFile={LOG_CONFIG}",
+            "-cp",
+            f"{self._lib}/*",
+            main,
+            *map(str, args),
+        ]
 
     def _format(self) -> None:
         """Write each node's config and format the log dirs not yet formatted, in parallel.
@@ -289,7 +308,11 @@ class KafkaCluster:
             if not metas[i].exists():
                 procs[i] = subprocess.Popen(
                     self._java("kafka.tools.StorageTool", "format", "-t", cid, "-c", conf, heap="128m"),
-                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    text=True,
+                )
         for i, proc in procs.items():
             out, _ = proc.communicate(timeout=120)
             if proc.returncode != 0:
@@ -300,8 +323,12 @@ class KafkaCluster:
         with open(self.log_path(i), "ab") as log:  # the child keeps its own descriptor
             self._procs[i] = subprocess.Popen(
                 self._java("kafka.Kafka", self.node_dir(i) / "server.properties"),
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.node_dir(i),
-                start_new_session=True)  # a terminal's Ctrl-C reaches us; we stop the JVMs ourselves
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.node_dir(i),
+                start_new_session=True,
+            )  # a terminal's Ctrl-C reaches us; we stop the JVMs ourselves
         atexit.unregister(self._kill_all)  # one registration however often nodes start
         atexit.register(self._kill_all)
 
@@ -309,15 +336,19 @@ class KafkaCluster:
         """Until each node in `want` lists itself as a broker when asked directly (so a killed
         node's stale registration does not count), and the controller takes a CreateTopics."""
         deadline = time.monotonic() + timeout
-        admins = {i: AdminClient({"bootstrap.servers": f"{HOST}:{self.broker_ports[i]}",
-                                  "log_level": 0})  # refused connections are expected here
-                  for i in want}
+        admins = {
+            i: AdminClient(
+                {"bootstrap.servers": f"{HOST}:{self.broker_ports[i]}", "log_level": 0}
+            )  # refused connections are expected here
+            for i in want
+        }
         waiting = set(want)
         while True:
             for i, proc in self._procs.items():
                 if proc.poll() is not None:
-                    raise RuntimeError(f"Kafka node {i} exited with {proc.returncode}; "
-                                       f"{self.log_path(i)} ends:\n{self.log_tail(i)}")
+                    raise RuntimeError(
+                        f"Kafka node {i} exited with {proc.returncode}; {self.log_path(i)} ends:\n{self.log_tail(i)}"
+                    )
             for i in sorted(waiting):
                 try:
                     if i in admins[i].list_topics(timeout=1).brokers:
@@ -328,8 +359,9 @@ class KafkaCluster:
                 return
             if time.monotonic() > deadline:
                 tails = "\n".join(f"--- node {i}:\n{self.log_tail(i, 1500)}" for i in sorted(want))
-                raise RuntimeError(f"Kafka nodes {sorted(waiting) or sorted(want)} not ready after "
-                                   f"{timeout:.0f} s; logs end:\n{tails}")
+                raise RuntimeError(
+                    f"Kafka nodes {sorted(waiting) or sorted(want)} not ready after {timeout:.0f} s; logs end:\n{tails}"
+                )
             time.sleep(0.2)
 
     def _controller_ready(self, admin: AdminClient) -> bool:
@@ -354,11 +386,12 @@ class KafkaCluster:
 def run_cluster(nodes: int = 1, workdir: Path | None = None) -> int:
     """Run a cluster until SIGTERM/SIGINT: the bootstrap servers are the only line on stdout."""
     cluster = KafkaCluster(nodes, workdir)
-    previous = {sig: signal.signal(sig, signal.default_int_handler)  # SIGTERM acts as Ctrl-C
-                for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        sig: signal.signal(sig, signal.default_int_handler)  # SIGTERM acts as Ctrl-C
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
-        print(f"starting {nodes} Kafka node(s) in {cluster.workdir} (first run fetches the jars)",
-              file=sys.stderr)
+        print(f"starting {nodes} Kafka node(s) in {cluster.workdir} (first run fetches the jars)", file=sys.stderr)
         ensure_jars(quiet=False)
         cluster.start()
         print(cluster.address, flush=True)

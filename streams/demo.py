@@ -45,8 +45,10 @@ def run_demo(events: int = 4000, workdir: Path = Path(".demo"), config: str | No
         sample = generate(events, settings.carriers, end_ms=now_ms)
         (workdir / "sample.jsonl").write_bytes(b"\n".join(e.value for e in sample) + b"\n")
         causes = Counter(e.cause for e in sample)
-        print(f"  sample: {len(sample)} submissions from {len({e.store_id for e in sample})} stores "
-              f"of 3 licences over 4 days ({sum(e.by_store for e in sample)} keyed by store id) -> sample.jsonl")
+        print(
+            f"  sample: {len(sample)} submissions from {len({e.store_id for e in sample})} stores "
+            f"of 3 licences over 4 days ({sum(e.by_store for e in sample)} keyed by store id) -> sample.jsonl"
+        )
 
         # The worker starts first and decides one warm-up submission (so the group join is over),
         # then the sample goes out in one burst: burst start to last verdict is its throughput.
@@ -54,8 +56,15 @@ def run_demo(events: int = 4000, workdir: Path = Path(".demo"), config: str | No
         worker = WorkerProcess(broker.address, workdir / "data", workdir / "worker.log", config=config).start()
         print(f"  worker pid {worker.pid}, web port {worker.web_port}, log {workdir / 'worker.log'}")
         pub = Publisher(settings)
-        warmup = {"event_id": "demo-warm-up", "license_id": "DEMO", "store_id": "demo", "order_id": "warm-up",
-                  "carrier_code": "LOCAL", "tracking_no": f"WARMUP{now_ms}", "shipped_at": "2026-01-01T00:00:00Z"}
+        warmup = {
+            "event_id": "demo-warm-up",
+            "license_id": "DEMO",
+            "store_id": "demo",
+            "order_id": "warm-up",
+            "carrier_code": "LOCAL",
+            "tracking_no": f"WARMUP{now_ms}",
+            "shipped_at": "2026-01-01T00:00:00Z",
+        }
         pub.send(warmup)
         pub.flush()
         collector.verdict("demo-warm-up", timeout=60)
@@ -66,10 +75,14 @@ def run_demo(events: int = 4000, workdir: Path = Path(".demo"), config: str | No
         for e in sample:
             pub.send(e.value, key=e.store_id.encode() if e.by_store else None, timestamp_ms=e.ts_ms)
         pub.flush()
-        print(f"  published {len(sample)} submissions in {(time.time() * 1000 - burst_start_ms) / 1000:.2f} s; "
-              f"waiting for the verdicts ...")
+        print(
+            f"  published {len(sample)} submissions in {(time.time() * 1000 - burst_start_ms) / 1000:.2f} s; "
+            f"waiting for the verdicts ..."
+        )
         if not collector.wait_count(len(sample) + 1, timeout=120):
-            print(f"  only {len(collector.verdicts) - 1} of {len(sample)} verdicts after 120 s; see {workdir / 'worker.log'}")
+            print(
+                f"  only {len(collector.verdicts) - 1} of {len(sample)} verdicts after 120 s; see {workdir / 'worker.log'}"
+            )
             return 1
         verdicts = [v for v in collector.verdicts if v.get("event_id") != "demo-warm-up"]
         busy_s = max(((collector.last_ts_ms or burst_start_ms) - burst_start_ms) / 1000, 0.001)
@@ -78,9 +91,13 @@ def run_demo(events: int = 4000, workdir: Path = Path(".demo"), config: str | No
         print()
         print(_table("verdict", Counter(v["verdict"] for v in verdicts), len(verdicts)))
         print()
-        print(_table("verdict / reason", Counter(f"{v['verdict']} / {v['reason']}"
-                                                 + (" (replay)" if v.get("replay") else "") for v in verdicts),
-                     len(verdicts)))
+        print(
+            _table(
+                "verdict / reason",
+                Counter(f"{v['verdict']} / {v['reason']}" + (" (replay)" if v.get("replay") else "") for v in verdicts),
+                len(verdicts),
+            )
+        )
         print()
         failed = Counter(v.get("store_id") for v in verdicts if v["verdict"] in ("duplicate", "frozen"))
         print(_table("store: duplicates + frozen", failed, sum(failed.values()), limit=12))
@@ -88,8 +105,10 @@ def run_demo(events: int = 4000, workdir: Path = Path(".demo"), config: str | No
         print(_table("carrier", Counter(v.get("carrier_code") for v in verdicts), len(verdicts), limit=12))
         print()
         print(f"Worker start to first verdict: {first_verdict_s:.1f} s (mostly the consumer-group join).")
-        print(f"Throughput: {len(verdicts)} submissions published in one burst and all decided in {busy_s:.2f} s: "
-              f"{len(verdicts) / busy_s:,.0f} events/s (one worker; to the last verdict's timestamp).")
+        print(
+            f"Throughput: {len(verdicts)} submissions published in one burst and all decided in {busy_s:.2f} s: "
+            f"{len(verdicts) / busy_s:,.0f} events/s (one worker; to the last verdict's timestamp)."
+        )
         print()
         print("Where to look next:")
         print(f"  {workdir / 'sample.jsonl'}   the submissions as published")

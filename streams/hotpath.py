@@ -86,11 +86,17 @@ class SystemicFailure(RuntimeError):
 
 # Errors with which a broker refuses one record, not the producer or the topic as a whole: that
 # record is dead-lettered (compactly) instead, and the worker goes on. Anything else is fatal.
-RECORD_ERRORS = frozenset({
-    KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_RECORD, KafkaError.INVALID_MSG,
-    KafkaError.RECORD_LIST_TOO_LARGE, KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.INVALID_TIMESTAMP,
-    KafkaError.POLICY_VIOLATION,
-})
+RECORD_ERRORS = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.INVALID_RECORD,
+        KafkaError.INVALID_MSG,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.INVALID_TIMESTAMP,
+        KafkaError.POLICY_VIOLATION,
+    }
+)
 
 
 class Pending:
@@ -129,11 +135,26 @@ class HotPath:
         self.refused: list[tuple[KafkaError, str, bytes | None, bytes | None]] = []  # one record each
         self.failure_times: deque[float] = deque()  # when records failed (internal error, refused)
         client = f"{settings.app_id}-hotpath"
-        self.producer = Producer(producer_config(settings, **{
-            "client.id": client, "error_cb": self._on_error,
-            "delivery.report.only.error": True, "on_delivery": self._on_failed_delivery}))
-        self.marker_producer = Producer(producer_config(settings, **{
-            "client.id": f"{client}-markers", "error_cb": self._on_error, "linger.ms": 0})) if markers else None
+        self.producer = Producer(
+            producer_config(
+                settings,
+                **{
+                    "client.id": client,
+                    "error_cb": self._on_error,
+                    "delivery.report.only.error": True,
+                    "on_delivery": self._on_failed_delivery,
+                },
+            )
+        )
+        self.marker_producer = (
+            Producer(
+                producer_config(
+                    settings, **{"client.id": f"{client}-markers", "error_cb": self._on_error, "linger.ms": 0}
+                )
+            )
+            if markers
+            else None
+        )
         self.admin = None if markers else AdminClient({"bootstrap.servers": settings.broker})
         self.totals: dict[str, int] = {}
         # Where a batch's time goes (seconds): deciding (CPU) and waiting for the broker's acks.
@@ -195,8 +216,9 @@ class HotPath:
 
             for partition, items in result.state_writes.items():
                 key = next(reversed(items))
-                self._produce(marker_producer.produce, topic, items[key], key,
-                              {"partition": partition, "on_delivery": on_marker})
+                self._produce(
+                    marker_producer.produce, topic, items[key], key, {"partition": partition, "on_delivery": on_marker}
+                )
             flushes.append(self._flushed(marker_producer))
         elif result.state_writes:
             self.unpersisted.update(result.state_writes)  # see persist_offsets
@@ -258,7 +280,10 @@ class HotPath:
     def _on_failed_delivery(self, err: KafkaError | None, msg: Any) -> None:
         if err is None:  # with delivery.report.only.error, only failures arrive here
             return
-        if err.code() in RECORD_ERRORS and msg.topic() not in (self.store.changelog_topic, self.settings.topics.invalid):
+        if err.code() in RECORD_ERRORS and msg.topic() not in (
+            self.store.changelog_topic,
+            self.settings.topics.invalid,
+        ):
             self.refused.append((err, msg.topic(), msg.key(), msg.value()))
         else:  # a changelog record or a dead letter refused: state and topics would drift
             self.failures.append(f"the broker refused a record on {msg.topic()}: {err}")
@@ -268,8 +293,9 @@ class HotPath:
         for err, topic, key, value in refused:
             self._dead_letter(err, topic, key, value, None)
 
-    def _dead_letter(self, err: KafkaError, topic: str, key: bytes | None, value: bytes | None,
-                     source: InRecord | None) -> None:
+    def _dead_letter(
+        self, err: KafkaError, topic: str, key: bytes | None, value: bytes | None, source: InRecord | None
+    ) -> None:
         """A compact dead letter in place of a record the broker (or the producer) refused."""
         self._count_failures(1)
         log.warning("a record for %s was refused (%s): dead-lettered instead", topic, err.name())
@@ -287,9 +313,11 @@ class HotPath:
         while window and window[0] < now - 60.0:
             window.popleft()
         if len(window) > self.settings.record_failures_per_minute:
-            raise SystemicFailure(f"{len(window)} records failed within a minute (internal errors or refused by "
-                                  f"the broker; limit [worker] record_failures_per_minute = "
-                                  f"{self.settings.record_failures_per_minute}): see the dead letters' reasons")
+            raise SystemicFailure(
+                f"{len(window)} records failed within a minute (internal errors or refused by "
+                f"the broker; limit [worker] record_failures_per_minute = "
+                f"{self.settings.record_failures_per_minute}): see the dead letters' reasons"
+            )
 
     async def _flushed(self, producer: Producer) -> None:
         # flush() blocks, so it runs in a thread: the event loop keeps serving meanwhile.
@@ -299,8 +327,9 @@ class HotPath:
         if self.failures:
             raise FatalProducerError(self.failures[0])
 
-    def _produce(self, produce: Any, topic: str, value: bytes, key: bytes | None, kwargs: dict,
-                 source: InRecord | None = None) -> None:
+    def _produce(
+        self, produce: Any, topic: str, value: bytes, key: bytes | None, kwargs: dict, source: InRecord | None = None
+    ) -> None:
         while True:
             try:
                 produce(topic, value, key, **kwargs)
@@ -309,7 +338,10 @@ class HotPath:
                 self.producer.poll(0.01)  # local queue full: serve it, then try again
             except KafkaException as exc:  # refused before sending, e.g. over message.max.bytes
                 err = exc.args[0]
-                if err.code() not in RECORD_ERRORS or topic in (self.store.changelog_topic, self.settings.topics.invalid):
+                if err.code() not in RECORD_ERRORS or topic in (
+                    self.store.changelog_topic,
+                    self.settings.topics.invalid,
+                ):
                     raise FatalProducerError(f"the producer refused a record for {topic}: {err}") from exc
                 self._dead_letter(err, topic, key, value, source)
                 return
@@ -320,10 +352,13 @@ def install(app: Any, hot: HotPath, hot_topics: set[str]) -> None:
     import faust
 
     if faust.__version__ not in FAUST_VERSIONS:
-        raise RuntimeError(f"streams.hotpath was written for faust-streaming {FAUST_VERSIONS}, "
-                           f"found {faust.__version__}: re-check its internals (tests/test_hotpath_pins.py)")
+        raise RuntimeError(
+            f"streams.hotpath was written for faust-streaming {FAUST_VERSIONS}, "
+            f"found {faust.__version__}: re-check its internals (tests/test_hotpath_pins.py)"
+        )
     transport = app.transport
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread as base_thread
+
     fetch_wait_ms = hot.settings.fetch_max_wait_ms
 
     def _create_worker_consumer(self: Any, transport: Any) -> Any:
@@ -338,11 +373,16 @@ def install(app: Any, hot: HotPath, hot_topics: set[str]) -> None:
     def _new_consumer_thread(self: Any) -> Any:
         return thread_class(self, loop=self.loop, beacon=self.beacon)
 
-    transport.Consumer = type("HotPathConsumer", (transport.Consumer,), {
-        "_drain_messages": _drain_messages, "_new_consumer_thread": _new_consumer_thread,
-        "hot": hot, "hot_topics": frozenset(hot_topics),
-    })
-
+    transport.Consumer = type(
+        "HotPathConsumer",
+        (transport.Consumer,),
+        {
+            "_drain_messages": _drain_messages,
+            "_new_consumer_thread": _new_consumer_thread,
+            "hot": hot,
+            "hot_topics": frozenset(hot_topics),
+        },
+    )
 
 
 async def _drain_messages(self: Any, fetcher: Any) -> None:

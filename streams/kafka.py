@@ -24,7 +24,8 @@ def check_reachable(settings: Settings, timeout: float = 5.0) -> None:
     except KafkaException:
         raise BrokerUnreachable(
             f"no Kafka broker answers at {settings.broker} (waited {timeout:.0f} s); start one "
-            f"(`trackguard broker`, `trackguard kafka`) or set --broker / TRACKGUARD_BROKER") from None
+            f"(`trackguard broker`, `trackguard kafka`) or set --broker / TRACKGUARD_BROKER"
+        ) from None
 
 
 def all_topics(settings: Settings) -> list[str]:
@@ -46,7 +47,9 @@ def ensure_topics(settings: Settings, timeout: float = 15.0) -> None:
             break
         except KafkaException:
             if time.monotonic() > deadline:
-                raise BrokerUnreachable(f"no Kafka broker answers at {settings.broker} (waited {timeout:.0f} s)") from None
+                raise BrokerUnreachable(
+                    f"no Kafka broker answers at {settings.broker} (waited {timeout:.0f} s)"
+                ) from None
             time.sleep(0.2)
     missing = [name for name in all_topics(settings) if name not in existing]
     # The worker places every record itself (murmur2), so every topic needs the configured count.
@@ -85,11 +88,16 @@ def high_watermark_lags(settings: Settings, timeout: float = 10.0) -> bool:
     from confluent_kafka import Producer
 
     offsets: list[int | None] = []
-    producer = Producer({"bootstrap.servers": settings.broker, "linger.ms": 200, "acks": "all",
-                         "log.connection.close": False})
+    producer = Producer(
+        {"bootstrap.servers": settings.broker, "linger.ms": 200, "acks": "all", "log.connection.close": False}
+    )
     for _ in range(3):  # within linger.ms: one record batch
-        producer.produce(topic, b"probe", partition=0,
-                         on_delivery=lambda err, msg: offsets.append(msg.offset()) if err is None else None)
+        producer.produce(
+            topic,
+            b"probe",
+            partition=0,
+            on_delivery=lambda err, msg: offsets.append(msg.offset()) if err is None else None,
+        )
     if producer.flush(timeout) or len(offsets) != 3:
         raise BrokerUnreachable(f"the broker at {settings.broker} did not take the watermark probe")
     probe = consumer(settings)
@@ -114,8 +122,9 @@ def consumer(settings: Settings, group: str | None = None, **extra: Any) -> Cons
     return Consumer(config)
 
 
-def read_topics(settings: Settings, topics: list[str], *, until_idle_s: float = 2.0, max_s: float = 60.0,
-                expect: int | None = None) -> Iterator[Any]:
+def read_topics(
+    settings: Settings, topics: list[str], *, until_idle_s: float = 2.0, max_s: float = 60.0, expect: int | None = None
+) -> Iterator[Any]:
     """Read every record of `topics` from the start without a group (assign, not subscribe).
 
     Stops when `expect` records were read, or nothing arrived for `until_idle_s`, or after `max_s`.

@@ -14,8 +14,16 @@ from .broker import free_port, stop_process
 class WorkerProcess:
     """`trackguard worker` as a child process with its own data directory and web port."""
 
-    def __init__(self, broker: str, data_dir: Path, log_path: Path, *, web_port: int | None = None,
-                 env: dict[str, str] | None = None, config: str | None = None) -> None:
+    def __init__(
+        self,
+        broker: str,
+        data_dir: Path,
+        log_path: Path,
+        *,
+        web_port: int | None = None,
+        env: dict[str, str] | None = None,
+        config: str | None = None,
+    ) -> None:
         self.broker = broker
         self.data_dir = Path(data_dir)
         self.log_path = Path(log_path)
@@ -29,11 +37,26 @@ class WorkerProcess:
         cmd = [sys.executable, "-m", "streams"]
         if self.config:
             cmd += ["--config", self.config]
-        cmd += ["worker", "--broker", self.broker, "--data-dir", str(self.data_dir),
-                "--web-port", str(self.web_port), "--loglevel", "info"]
+        cmd += [
+            "worker",
+            "--broker",
+            self.broker,
+            "--data-dir",
+            str(self.data_dir),
+            "--web-port",
+            str(self.web_port),
+            "--loglevel",
+            "info",
+        ]
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - open for the child's life, closed in stop()
-        self.process = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        env={**os.environ, **self.env}, start_new_session=True)
+        self.process = subprocess.Popen(
+            cmd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **self.env},
+            start_new_session=True,
+        )
         return self
 
     @property

@@ -127,24 +127,29 @@ class GuardProcessor:
     def _internal_error(self, rec: InRecord, exc: Exception, result: BatchResult) -> None:
         result.counts["internal_error"] += 1
         if rec.topic == self.commands:  # every command still gets exactly one result
-            out = {**rejection_result(CommandRejection("INTERNAL_ERROR", None, None, None), rec.timestamp_ms),
-                   "detail": describe(exc),
-                   "source": _source(rec)._asdict()}
-            result.produce.append(OutRecord(self.topics.command_results, dead_letter_key(rec.key),
-                                            orjson.dumps(out), source=rec))
+            out = {
+                **rejection_result(CommandRejection("INTERNAL_ERROR", None, None, None), rec.timestamp_ms),
+                "detail": describe(exc),
+                "source": _source(rec)._asdict(),
+            }
+            result.produce.append(
+                OutRecord(self.topics.command_results, dead_letter_key(rec.key), orjson.dumps(out), source=rec)
+            )
             result.command_results.append(out)
             return
         verdict = internal_error(exc, rec.value, rec.timestamp_ms, _source(rec), self.settings.limits)
-        result.produce.append(OutRecord(self.topics.invalid, dead_letter_key(rec.key), orjson.dumps(verdict),
-                                        source=rec))
+        result.produce.append(
+            OutRecord(self.topics.invalid, dead_letter_key(rec.key), orjson.dumps(verdict), source=rec)
+        )
 
     def _command(self, rec: InRecord, load: Callable, touched: dict, dirty: set, result: BatchResult) -> None:
         """A reserve/release/appeal, decided by the owner of its number's partition."""
         cmd = parse_command(rec.value, rec.timestamp_ms, self.settings.carriers, self.settings.limits)
         if isinstance(cmd, CommandRejection):
             out = rejection_result(cmd, rec.timestamp_ms)
-            result.produce.append(OutRecord(self.topics.command_results, dead_letter_key(rec.key),
-                                            orjson.dumps(out), source=rec))
+            result.produce.append(
+                OutRecord(self.topics.command_results, dead_letter_key(rec.key), orjson.dumps(out), source=rec)
+            )
             result.command_results.append(out)
             result.counts["command_invalid"] += 1
             return
@@ -152,8 +157,9 @@ class GuardProcessor:
         partition = partition_for(key, self.partitions)
         if rec.key != key or rec.partition != partition:
             # Published with another key: put it where its number lives, with its original time.
-            result.produce.append(OutRecord(self.commands, key, rec.value or b"", partition, rec.timestamp_ms,
-                                            source=rec))
+            result.produce.append(
+                OutRecord(self.commands, key, rec.value or b"", partition, rec.timestamp_ms, source=rec)
+            )
             result.counts["forwarded"] += 1
             return
         slot = (rec.partition, key)

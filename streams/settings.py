@@ -46,11 +46,40 @@ class Setting:
 
 _LIMITS, _POLICY = Limits(), Policy()
 DECLARED: tuple[Setting, ...] = (
-    Setting("kafka", "broker", str, "127.0.0.1:9092", "bootstrap servers, host:port[,host:port] (a kafka:// prefix is accepted)", "TRACKGUARD_BROKER"),
-    Setting("kafka", "app_id", str, "trackguard", "consumer group and prefix of the internal topics", "TRACKGUARD_APP_ID"),
-    Setting("kafka", "partitions", int, 8, "partitions of every topic the app creates (source, repartition and changelog must match)", "TRACKGUARD_PARTITIONS"),
-    Setting("kafka", "replication", int, 1, "replication factor of the topics the app creates (3 on a real cluster)", "TRACKGUARD_REPLICATION"),
-    Setting("kafka", "changelog_markers", str, "auto", "end each changelog batch with a marker record: needed where the broker's high watermark lags (Tansu); auto probes the broker at start, or always / never"),
+    Setting(
+        "kafka",
+        "broker",
+        str,
+        "127.0.0.1:9092",
+        "bootstrap servers, host:port[,host:port] (a kafka:// prefix is accepted)",
+        "TRACKGUARD_BROKER",
+    ),
+    Setting(
+        "kafka", "app_id", str, "trackguard", "consumer group and prefix of the internal topics", "TRACKGUARD_APP_ID"
+    ),
+    Setting(
+        "kafka",
+        "partitions",
+        int,
+        8,
+        "partitions of every topic the app creates (source, repartition and changelog must match)",
+        "TRACKGUARD_PARTITIONS",
+    ),
+    Setting(
+        "kafka",
+        "replication",
+        int,
+        1,
+        "replication factor of the topics the app creates (3 on a real cluster)",
+        "TRACKGUARD_REPLICATION",
+    ),
+    Setting(
+        "kafka",
+        "changelog_markers",
+        str,
+        "auto",
+        "end each changelog batch with a marker record: needed where the broker's high watermark lags (Tansu); auto probes the broker at start, or always / never",
+    ),
     Setting("kafka", "session_timeout_s", float, 6.0, "consumer-group session; a join waits about half of it"),
     Setting("kafka", "heartbeat_interval_s", float, 0.5, "consumer-group heartbeat"),
     Setting("topics", "submitted", str, "shipments.submitted", "submissions, keyed by anything"),
@@ -63,23 +92,83 @@ DECLARED: tuple[Setting, ...] = (
     Setting("topics", "alerts", str, "stores.alerts", "store performance alerts"),
     Setting("worker", "data_dir", Path, Path("./data"), "where RocksDB lives (one per worker)", "TRACKGUARD_DATA_DIR"),
     Setting("worker", "web_port", int, 6066, "HTTP API port", "TRACKGUARD_WEB_PORT"),
-    Setting("worker", "web_bind", str, "127.0.0.1", "HTTP API listen address (0.0.0.0: all interfaces, behind your gateway)", "TRACKGUARD_WEB_BIND"),
-    Setting("worker", "web_host", str, "", "host name other workers use to forward requests here (empty: web_bind, or this host's name when binding all interfaces)", "TRACKGUARD_WEB_HOST"),
+    Setting(
+        "worker",
+        "web_bind",
+        str,
+        "127.0.0.1",
+        "HTTP API listen address (0.0.0.0: all interfaces, behind your gateway)",
+        "TRACKGUARD_WEB_BIND",
+    ),
+    Setting(
+        "worker",
+        "web_host",
+        str,
+        "",
+        "host name other workers use to forward requests here (empty: web_bind, or this host's name when binding all interfaces)",
+        "TRACKGUARD_WEB_HOST",
+    ),
     Setting("worker", "batch_max", int, 5000, "records per fetch, i.e. per hot-path batch, at most"),
     Setting("worker", "fetch_max_wait_ms", int, 25, "how long an empty fetch waits at the broker (Faust's own: 1500)"),
-    Setting("worker", "broker_lost_after_s", float, 60.0, "a worker that cannot reach the broker this long stops (exit 70)"),
-    Setting("worker", "record_failures_per_minute", int, 100, "more records than this failing within a minute (internal errors, refused by the broker) stop the worker: a systemic fault"),
-    Setting("policy", "freeze_hours", float, _POLICY.freeze_ms / HOUR_MS, "a duplicate freezes the number for the licence this long (event time)"),
+    Setting(
+        "worker", "broker_lost_after_s", float, 60.0, "a worker that cannot reach the broker this long stops (exit 70)"
+    ),
+    Setting(
+        "worker",
+        "record_failures_per_minute",
+        int,
+        100,
+        "more records than this failing within a minute (internal errors, refused by the broker) stop the worker: a systemic fault",
+    ),
+    Setting(
+        "policy",
+        "freeze_hours",
+        float,
+        _POLICY.freeze_ms / HOUR_MS,
+        "a duplicate freezes the number for the licence this long (event time)",
+    ),
     Setting("policy", "max_judged", int, _POLICY.max_judged, "event ids remembered per number (rule 2)"),
     Setting("policy", "max_uses", int, _POLICY.max_uses, "uses remembered per number (diagnosis)"),
-    Setting("limits", "max_event_bytes", int, _LIMITS.max_event_bytes, "a larger submission or command is invalid (TOO_LARGE)"),
+    Setting(
+        "limits",
+        "max_event_bytes",
+        int,
+        _LIMITS.max_event_bytes,
+        "a larger submission or command is invalid (TOO_LARGE)",
+    ),
     Setting("limits", "max_field_chars", int, _LIMITS.max_field_chars, "event_id, license_id, store_id, order_id"),
     Setting("limits", "max_carrier_chars", int, _LIMITS.max_carrier_chars, "carrier_code"),
     Setting("limits", "max_tracking_chars", int, _LIMITS.max_tracking_chars, "tracking_no after normalization"),
-    Setting("limits", "max_dead_letter_bytes", int, _LIMITS.max_dead_letter_bytes, "a dead letter keeps the raw bytes in full up to this size, else a prefix + SHA-256 + length"),
-    Setting("limits", "dead_letter_prefix_bytes", int, _LIMITS.dead_letter_prefix_bytes, "the prefix of the raw bytes kept beyond that"),
-    Setting("access", "admin_token", str, "", "API token that sees every licence (prefer TRACKGUARD_ADMIN_TOKEN)", "TRACKGUARD_ADMIN_TOKEN"),
-    Setting("access", "tokens", dict, {}, "licence -> API token table (prefer TRACKGUARD_TOKENS=\"LIC=TOKEN,...\")", "TRACKGUARD_TOKENS"),
+    Setting(
+        "limits",
+        "max_dead_letter_bytes",
+        int,
+        _LIMITS.max_dead_letter_bytes,
+        "a dead letter keeps the raw bytes in full up to this size, else a prefix + SHA-256 + length",
+    ),
+    Setting(
+        "limits",
+        "dead_letter_prefix_bytes",
+        int,
+        _LIMITS.dead_letter_prefix_bytes,
+        "the prefix of the raw bytes kept beyond that",
+    ),
+    Setting(
+        "access",
+        "admin_token",
+        str,
+        "",
+        "API token that sees every licence (prefer TRACKGUARD_ADMIN_TOKEN)",
+        "TRACKGUARD_ADMIN_TOKEN",
+    ),
+    Setting(
+        "access",
+        "tokens",
+        dict,
+        {},
+        'licence -> API token table (prefer TRACKGUARD_TOKENS="LIC=TOKEN,...")',
+        "TRACKGUARD_TOKENS",
+    ),
     Setting("carriers", "file", str, "carriers.toml", "the carrier book, relative to the settings file"),
 )
 _BY_SECTION: dict[str, dict[str, Setting]] = {}
@@ -197,8 +286,11 @@ def load(config_path: str | Path | None = None, env: Mapping[str, str] | None = 
     for setting in DECLARED:
         if setting.env and env.get(setting.env):
             text = env[setting.env]
-            values[setting.name] = (_env_tokens(text) if setting.type is dict
-                                    else _typed(setting, _from_text(setting, text), f"environment variable {setting.env}"))
+            values[setting.name] = (
+                _env_tokens(text)
+                if setting.type is dict
+                else _typed(setting, _from_text(setting, text), f"environment variable {setting.env}")
+            )
     if env.get("TRACKGUARD_TOKENS"):  # the environment adds to the file's tokens
         values["access.tokens"] = {**raw.get("access", {}).get("tokens", {}), **values["access.tokens"]}
 
@@ -214,13 +306,25 @@ def load(config_path: str | Path | None = None, env: Mapping[str, str] | None = 
 
     kafka, worker, policy = section_values("kafka"), section_values("worker"), section_values("policy")
     settings = Settings(
-        **{k: kafka[k] for k in ("app_id", "partitions", "replication", "changelog_markers", "session_timeout_s",
-                                 "heartbeat_interval_s")},
+        **{
+            k: kafka[k]
+            for k in (
+                "app_id",
+                "partitions",
+                "replication",
+                "changelog_markers",
+                "session_timeout_s",
+                "heartbeat_interval_s",
+            )
+        },
         broker=normalize_broker(kafka["broker"]),
         **worker,
         topics=Topics(**section_values("topics")),
-        policy=Policy(freeze_ms=int(policy["freeze_hours"] * HOUR_MS), max_judged=policy["max_judged"],
-                      max_uses=policy["max_uses"]),
+        policy=Policy(
+            freeze_ms=int(policy["freeze_hours"] * HOUR_MS),
+            max_judged=policy["max_judged"],
+            max_uses=policy["max_uses"],
+        ),
         limits=Limits(**section_values("limits")),
         carriers=carriers,
         tokens=dict(values["access.tokens"]),
@@ -238,7 +342,7 @@ def _typed(setting: Setting, value: Any, where: str) -> Any:
         return Path(value)
     if kind is dict and isinstance(value, dict):
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-            raise SettingsError(f"{where}: every entry must be \"LICENCE\" = \"TOKEN\" (strings)")
+            raise SettingsError(f'{where}: every entry must be "LICENCE" = "TOKEN" (strings)')
         return value
     if isinstance(value, bool) or not isinstance(value, kind):
         shown = "path" if kind is Path else "table" if kind is dict else kind.__name__
@@ -259,10 +363,14 @@ def _check(settings: Settings) -> None:
     if settings.partitions < 1 or settings.replication < 1:
         raise SettingsError("[kafka] partitions and replication must be at least 1")
     if settings.changelog_markers not in ("auto", "always", "never"):
-        raise SettingsError(f"[kafka] changelog_markers must be auto, always or never, not {settings.changelog_markers!r}")
+        raise SettingsError(
+            f"[kafka] changelog_markers must be auto, always or never, not {settings.changelog_markers!r}"
+        )
     if settings.limits.max_dead_letter_bytes < 4 * settings.limits.dead_letter_prefix_bytes + 4096:
-        raise SettingsError("[limits] max_dead_letter_bytes must leave room for the prefix (4 x "
-                            "dead_letter_prefix_bytes + 4096 bytes for the verdict's fields)")
+        raise SettingsError(
+            "[limits] max_dead_letter_bytes must leave room for the prefix (4 x "
+            "dead_letter_prefix_bytes + 4096 bytes for the verdict's fields)"
+        )
 
 
 def _did_you_mean(word: str, choices: Mapping[str, Any]) -> str:
@@ -281,5 +389,7 @@ def reference_markdown() -> str:
     rows = ["| setting | default | environment | meaning |", "|---|---|---|---|"]
     for s in DECLARED:
         default = "" if s.default in ("", {}) else str(s.default)
-        rows.append(f"| `{s.name}` | {f'`{default}`' if default else 'none'} | {f'`{s.env}`' if s.env else ''} | {s.help} |")
+        rows.append(
+            f"| `{s.name}` | {f'`{default}`' if default else 'none'} | {f'`{s.env}`' if s.env else ''} | {s.help} |"
+        )
     return "\n".join(rows)

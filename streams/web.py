@@ -55,7 +55,6 @@ class Access:
         if admin_token:
             self._digests.append((_digest(admin_token), None))
 
-
     def caller(self, authorization: str | None) -> Caller | None:
         if not authorization or not authorization.startswith("Bearer "):
             return None
@@ -92,22 +91,37 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, acces
 
     async def forward(request: Any, url: URL, body: bytes | None = None, query: dict | None = None) -> Any:
         target = url.with_path(request.path).with_query(request.query if query is None else query)
-        headers = {"Authorization": request.headers.get("Authorization", ""), ROUTED: "1",
-                   "Content-Type": request.headers.get("Content-Type", "application/json")}
+        headers = {
+            "Authorization": request.headers.get("Authorization", ""),
+            ROUTED: "1",
+            "Content-Type": request.headers.get("Content-Type", "application/json"),
+        }
         try:
-            async with app.http_client.request(request.method, target, headers=headers, data=body,
-                                               timeout=ClientTimeout(total=10)) as resp:
+            async with app.http_client.request(
+                request.method, target, headers=headers, data=body, timeout=ClientTimeout(total=10)
+            ) as resp:
                 payload = await resp.read()
-                return app.web.bytes(payload, status=resp.status, content_type=resp.content_type,
-                                     headers={SERVED_BY: resp.headers.get(SERVED_BY, str(url))})
+                return app.web.bytes(
+                    payload,
+                    status=resp.status,
+                    content_type=resp.content_type,
+                    headers={SERVED_BY: resp.headers.get(SERVED_BY, str(url))},
+                )
         except (TimeoutError, ClientError) as exc:
             # The owner is gone or slow (e.g. mid-rebalance): say so; the caller may retry.
-            return app.web.bytes(orjson.dumps({"error": f"worker {url} did not answer: {exc!r}"}), status=502,
-                                 content_type="application/json")
+            return app.web.bytes(
+                orjson.dumps({"error": f"worker {url} did not answer: {exc!r}"}),
+                status=502,
+                content_type="application/json",
+            )
 
     def reply(view: faust.web.View, body: Any, status_code: int = 200) -> Any:
-        return view.bytes(orjson.dumps(body), status=status_code, content_type="application/json",
-                          headers={SERVED_BY: str(app.conf.canonical_url)})
+        return view.bytes(
+            orjson.dumps(body),
+            status=status_code,
+            content_type="application/json",
+            headers={SERVED_BY: str(app.conf.canonical_url)},
+        )
 
     def problem(view: faust.web.View, status_code: int, message: str) -> Any:
         return reply(view, {"error": message}, status_code)
@@ -215,12 +229,14 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, acces
             next_after = rows[-1]["tracking_no"] if len(rows) == limit else None
             if request.query.get("format") == "csv":
                 out = io.StringIO()
-                writer = csv.DictWriter(out, fieldnames=["tracking_no", "carrier_code", "store_id", "order_id",
-                                                         "shipped_at", "fingerprint"])
+                writer = csv.DictWriter(
+                    out, fieldnames=["tracking_no", "carrier_code", "store_id", "order_id", "shipped_at", "fingerprint"]
+                )
                 writer.writeheader()
                 writer.writerows(rows)
-                return self.bytes(out.getvalue().encode(), content_type="text/csv",
-                                  headers={"X-Next-After": next_after or ""})
+                return self.bytes(
+                    out.getvalue().encode(), content_type="text/csv", headers={"X-Next-After": next_after or ""}
+                )
             return reply(self, {"license_id": license_id, "items": rows, "next_after": next_after})
 
     def local_used(license_id: str, after: str, limit: int) -> list[dict]:
@@ -240,8 +256,11 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, acces
 
     def other_workers() -> list[URL]:
         mine = app.conf.canonical_url
-        return [URL(str(host)) for host in app.router.table_metadata(table.name)
-                if (URL(str(host)).host, URL(str(host)).port) != (mine.host, mine.port)]
+        return [
+            URL(str(host))
+            for host in app.router.table_metadata(table.name)
+            if (URL(str(host)).host, URL(str(host)).port) != (mine.host, mine.port)
+        ]
 
     @app.page("/commands/{kind}")
     class Commands(faust.web.View):
@@ -270,8 +289,9 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, acces
             # The owner publishes it and waits for its own hot path to decide it.
             waiter = asyncio.get_running_loop().create_future()
             hot.command_waiters[body["command_id"]] = waiter
-            hot.producer.produce(settings.topics.commands, orjson.dumps(body), key,
-                                 partition=partition_for(key, settings.partitions))
+            hot.producer.produce(
+                settings.topics.commands, orjson.dumps(body), key, partition=partition_for(key, settings.partitions)
+            )
             try:
                 result = await asyncio.wait_for(waiter, 10.0)
             except TimeoutError:
@@ -286,8 +306,11 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, acces
 
 
 def _op(summary: str, responses: dict[str, str], body: bool = False, params: tuple[str, ...] = ()) -> dict:
-    op: dict[str, Any] = {"summary": summary, "security": [{"bearer": []}],
-                          "responses": {code: {"description": text} for code, text in responses.items()}}
+    op: dict[str, Any] = {
+        "summary": summary,
+        "security": [{"bearer": []}],
+        "responses": {code: {"description": text} for code, text in responses.items()},
+    }
     if params:
         op["parameters"] = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params]
     if body:
@@ -301,21 +324,50 @@ OPENAPI = {
     "info": {"title": "trackguard", "version": "0.1.0"},
     "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     "paths": {
-        "/tracking/{no}": {"get": _op("Diagnosis of a tracking number, as the caller may see it",
-                                      {"200": "diagnosis", **_AUTH}, params=("no",))},
-        "/tracking/check": {"post": _op("Check up to 1,000 numbers before pushing them",
-                                        {"200": "one status per number", "413": "more than 1,000 numbers", **_AUTH},
-                                        body=True)},
-        "/licenses/{license_id}/used": {"get": {
-            **_op("Numbers bound to the licence, with fingerprints (paged: after, limit; format=csv)",
-                  {"200": "items and next_after", "403": "another licence", **_AUTH}, params=("license_id",)),
-            "parameters": [{"name": "license_id", "in": "path", "required": True, "schema": {"type": "string"}},
-                           {"name": "after", "in": "query", "schema": {"type": "string"}},
-                           {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 5000}},
-                           {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv"]}}]}},
-        **{f"/commands/{kind}": {"post": _op(f"{kind} a tracking number; answers with the command's result",
-                                             {"200": "ok", "409": "refused, with an error code", "403": "another licence",
-                                              "504": "no result in time", **_AUTH}, body=True)}
-           for kind in KINDS},
+        "/tracking/{no}": {
+            "get": _op(
+                "Diagnosis of a tracking number, as the caller may see it",
+                {"200": "diagnosis", **_AUTH},
+                params=("no",),
+            )
+        },
+        "/tracking/check": {
+            "post": _op(
+                "Check up to 1,000 numbers before pushing them",
+                {"200": "one status per number", "413": "more than 1,000 numbers", **_AUTH},
+                body=True,
+            )
+        },
+        "/licenses/{license_id}/used": {
+            "get": {
+                **_op(
+                    "Numbers bound to the licence, with fingerprints (paged: after, limit; format=csv)",
+                    {"200": "items and next_after", "403": "another licence", **_AUTH},
+                    params=("license_id",),
+                ),
+                "parameters": [
+                    {"name": "license_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {"name": "after", "in": "query", "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 5000}},
+                    {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv"]}},
+                ],
+            }
+        },
+        **{
+            f"/commands/{kind}": {
+                "post": _op(
+                    f"{kind} a tracking number; answers with the command's result",
+                    {
+                        "200": "ok",
+                        "409": "refused, with an error code",
+                        "403": "another licence",
+                        "504": "no result in time",
+                        **_AUTH,
+                    },
+                    body=True,
+                )
+            }
+            for kind in KINDS
+        },
     },
 }

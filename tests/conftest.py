@@ -10,8 +10,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if kafka:
         bar = "!" * 78
         terminalreporter.write_line(bar, red=True, bold=True)
-        terminalreporter.write_line(f"THE REAL-KAFKA TIER WAS SKIPPED ({sum('KAFKA TIER' in str(r.longrepr) for r in skipped)} "
-                                    f"tests): {kafka[0].split(': ', 1)[-1]}", red=True, bold=True)
-        terminalreporter.write_line("Install OpenJDK 17+ and Maven to run it; CI requires it (TRACKGUARD_REQUIRE_KAFKA=1).",
-                                    red=True, bold=True)
+        terminalreporter.write_line(
+            f"THE REAL-KAFKA TIER WAS SKIPPED ({sum('KAFKA TIER' in str(r.longrepr) for r in skipped)} "
+            f"tests): {kafka[0].split(': ', 1)[-1]}",
+            red=True,
+            bold=True,
+        )
+        terminalreporter.write_line(
+            "Install OpenJDK 17+ and Maven to run it; CI requires it (TRACKGUARD_REQUIRE_KAFKA=1).", red=True, bold=True
+        )
         terminalreporter.write_line(bar, red=True, bold=True)

@@ -19,8 +19,14 @@ ENV = {k: v for k, v in os.environ.items() if not k.startswith("TRACKGUARD_")}
 
 def trackguard(*args: str, env: dict | None = None, timeout: float = 30.0) -> tuple[int, str, float]:
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "streams", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**ENV, **(env or {})}, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-m", "streams", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**ENV, **(env or {})},
+        stdin=subprocess.DEVNULL,
+    )
     return proc.returncode, proc.stderr.strip(), time.monotonic() - started
 
 
@@ -59,17 +65,35 @@ def test_missing_and_unreadable_files(tmp_path: Path):
     gbk = tmp_path / "gbk.jsonl"
     gbk.write_bytes('{"店铺": "义乌"}\n'.encode("gbk"))
     assert_clean_failure(*trackguard("import", str(gbk))[:2], "not UTF-8")
-    assert_clean_failure(*trackguard("appeal", "--tracking-no", "RR123456785CN", "--evidence", str(tmp_path / "x.pdf"),
-                                     "--evidence-ref", "T", "--decided-by", "ops", "--decision", "approved",
-                                     "--token", "t")[:2], "no such evidence file")
+    assert_clean_failure(
+        *trackguard(
+            "appeal",
+            "--tracking-no",
+            "RR123456785CN",
+            "--evidence",
+            str(tmp_path / "x.pdf"),
+            "--evidence-ref",
+            "T",
+            "--decided-by",
+            "ops",
+            "--decision",
+            "approved",
+            "--token",
+            "t",
+        )[:2],
+        "no such evidence file",
+    )
 
 
 def test_settings_files_reject_unknown_keys_wrong_types_and_missing_paths(tmp_path: Path):
     assert_clean_failure(*trackguard("--config", str(tmp_path / "missing.toml"), "submit")[:2], "does not exist")
     typo = tmp_path / "typo.toml"
-    typo.write_text('[kafka]\nparititons = 8\n')
-    assert_clean_failure(*trackguard("--config", str(typo), "submit")[:2], "unknown key 'parititons' in [kafka]",
-                         "did you mean 'partitions'")
+    typo.write_text("[kafka]\nparititons = 8\n")
+    assert_clean_failure(
+        *trackguard("--config", str(typo), "submit")[:2],
+        "unknown key 'parititons' in [kafka]",
+        "did you mean 'partitions'",
+    )
     wrong = tmp_path / "wrong.toml"
     wrong.write_text('[worker]\nbatch_max = "lots"\n')
     assert_clean_failure(*trackguard("--config", str(wrong), "submit")[:2], "[worker] batch_max must be a int")

@@ -15,15 +15,32 @@ from streams.partitioning import partition_for
 from streams.processor import GuardProcessor, InRecord
 
 SETTINGS = settings_mod.load()
-GOOD = {"event_id": "e1", "license_id": "L1", "store_id": "S1", "order_id": "O1", "carrier_code": "CHINAPOST",
-        "tracking_no": "RR123456785CN", "shipped_at": "2026-11-20T08:00:00+08:00"}
+GOOD = {
+    "event_id": "e1",
+    "license_id": "L1",
+    "store_id": "S1",
+    "order_id": "O1",
+    "carrier_code": "CHINAPOST",
+    "tracking_no": "RR123456785CN",
+    "shipped_at": "2026-11-20T08:00:00+08:00",
+}
 
-json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1), st.floats(allow_nan=False), st.text(max_size=50))
-json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4)
-                           | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=20)
+json_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False), st.text(max_size=50)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=20,
+)
 nasty_text = st.one_of(
-    st.text(alphabet=st.characters(categories=["Cc", "Cf", "Zs", "So"]), min_size=1, max_size=30),  # control, format, spaces
-    st.just(" - _ \t "), st.just("ＲＲ－＿　"), st.text(min_size=200, max_size=400), st.just("x" * 20_000),
+    st.text(
+        alphabet=st.characters(categories=["Cc", "Cf", "Zs", "So"]), min_size=1, max_size=30
+    ),  # control, format, spaces
+    st.just(" - _ \t "),
+    st.just("ＲＲ－＿　"),
+    st.text(min_size=200, max_size=400),
+    st.just("x" * 20_000),
 )
 
 
@@ -51,8 +68,14 @@ def broken_events(draw) -> bytes:
 
 
 def record(value: bytes, offset: int = 0) -> InRecord:
-    return InRecord(SETTINGS.repartition_topic,
-                    partition_for(b"RR123456785CN", SETTINGS.partitions), offset, b"k", value, 1_790_000_000_000)
+    return InRecord(
+        SETTINGS.repartition_topic,
+        partition_for(b"RR123456785CN", SETTINGS.partitions),
+        offset,
+        b"k",
+        value,
+        1_790_000_000_000,
+    )
 
 
 @hsettings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -79,13 +102,17 @@ def test_every_record_gets_exactly_one_answer_and_bad_ones_a_reason_naming_the_p
 @given(st.sampled_from(REQUIRED))
 def test_missing_field_is_named(field):
     event = {k: v for k, v in GOOD.items() if k != field}
-    out = orjson.loads(GuardProcessor(SETTINGS).process([record(orjson.dumps(event))], lambda p, k: None).produce[0].value)
+    out = orjson.loads(
+        GuardProcessor(SETTINGS).process([record(orjson.dumps(event))], lambda p, k: None).produce[0].value
+    )
     assert out["reason"] == f"MISSING_FIELD:{field}"
 
 
 @hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(sizes=st.lists(st.integers(0, 1_048_576), min_size=1, max_size=4),
-       fill=st.sampled_from([b"7", "运".encode(), b"\x00", b'"', b"{"]))
+@given(
+    sizes=st.lists(st.integers(0, 1_048_576), min_size=1, max_size=4),
+    fill=st.sampled_from([b"7", "运".encode(), b"\x00", b'"', b"{"]),
+)
 def test_records_up_to_the_broker_limit_each_get_one_answer_that_fits(sizes, fill):
     """Payloads of any size up to Kafka's default message limit: one answer each, never larger
     than the dead-letter limit, the valid event after them still decided."""

@@ -27,8 +27,13 @@ def test_consumer_internals_exist_with_the_expected_shape():
     assert Consumer._n_acked == 0  # a class-level counter the drain loop increments
     # The original drain loop the replacement mirrors: per-message callback, read offsets, gaps.
     drain = inspect.getsource(Consumer._drain_messages)
-    for needle in ("getmany(timeout=1.0)", "_add_gap(", "set_read_offset(tp, offset)", "callback(message)",
-                   "offset >= r_offset"):
+    for needle in (
+        "getmany(timeout=1.0)",
+        "_add_gap(",
+        "set_read_offset(tp, offset)",
+        "callback(message)",
+        "offset >= r_offset",
+    ):
         assert needle in drain, needle
     assert list(inspect.signature(Consumer._add_gap).parameters) == ["self", "tp", "offset_from", "offset_to"]
     assert list(inspect.signature(Consumer._wait_next_records).parameters) == ["self", "timeout"]
@@ -61,14 +66,25 @@ def test_recovery_internals_the_batched_restore_mirrors():
     from faust.tables.recovery import Recovery
 
     init = inspect.getsource(Recovery.__init__) + inspect.getsource(Recovery)
-    for attr in ("active_tps", "standby_tps", "active_offsets", "standby_offsets", "signal_recovery_end",
-                 "in_recovery"):
+    for attr in (
+        "active_tps",
+        "standby_tps",
+        "active_offsets",
+        "standby_offsets",
+        "signal_recovery_end",
+        "in_recovery",
+    ):
         assert f"self.{attr}" in init, attr
     for method in ("need_recovery", "flush_buffers", "_set_recovery_ended", "standby_remaining_total"):
         assert callable(getattr(Recovery, method)), method
     # What the original does per applied record, which streams.hotpath._restore repeats per fetch.
     slurp = inspect.getsource(Recovery)  # _slurp_changelogs is a mode ServiceTask; read the class
-    for needle in ("offsets[tp] = offset", "_set_recovery_ended()", "signal_recovery_end.set()",
-                   "on_standbys_ready()", "standby_remaining_total()"):
+    for needle in (
+        "offsets[tp] = offset",
+        "_set_recovery_ended()",
+        "signal_recovery_end.set()",
+        "on_standbys_ready()",
+        "standby_remaining_total()",
+    ):
         assert needle in slurp, needle
     assert "self.standbys_ready = True" in inspect.getsource(TableManager.on_standbys_ready)

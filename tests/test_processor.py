@@ -14,8 +14,17 @@ NOW = 1_790_000_000_000
 
 
 def event(eid: str, number: str = "RR123456785CN", order: str = "O1") -> bytes:
-    return orjson.dumps({"event_id": eid, "license_id": "L1", "store_id": "S1", "order_id": order,
-                         "carrier_code": "CHINAPOST", "tracking_no": number, "shipped_at": "2026-11-20T08:00:00Z"})
+    return orjson.dumps(
+        {
+            "event_id": eid,
+            "license_id": "L1",
+            "store_id": "S1",
+            "order_id": order,
+            "carrier_code": "CHINAPOST",
+            "tracking_no": number,
+            "shipped_at": "2026-11-20T08:00:00Z",
+        }
+    )
 
 
 def rec(value: bytes, key: bytes | None, *, topic: str = T.submitted, partition: int | None = None, offset: int = 0):
@@ -33,9 +42,12 @@ def test_key_is_the_number_on_its_partition_decides_in_place_and_writes_once_per
     store = Store()
     result = GuardProcessor(SETTINGS).process(
         [rec(event("e1"), b"RR123456785CN", offset=0), rec(event("e2", order="O2"), b"RR123456785CN", offset=1)],
-        store.read)
+        store.read,
+    )
     assert [(r.topic, orjson.loads(r.value)["reason"]) for r in result.produce] == [
-        (T.accepted, "FIRST_USE"), (T.duplicate, "USED_BY_LICENSE")]
+        (T.accepted, "FIRST_USE"),
+        (T.duplicate, "USED_BY_LICENSE"),
+    ]
     p = partition_for(b"RR123456785CN", SETTINGS.partitions)
     (written,) = result.state_writes[p].values()  # two decisions, one record: the last state
     assert orjson.loads(written)["blacklist"] == ["L1"]
@@ -48,8 +60,9 @@ def test_other_keys_are_forwarded_once_with_their_timestamp_to_the_numbers_parti
     assert fwd.partition == partition_for(b"RR123456785CN", SETTINGS.partitions)
     assert not result.state_writes and result.counts["forwarded"] == 1
     # ...and decided when it comes back on the repartition topic, whatever its key says.
-    back = GuardProcessor(SETTINGS).process([rec(fwd.value, fwd.key, topic=fwd.topic, partition=fwd.partition)],
-                                            Store().read)
+    back = GuardProcessor(SETTINGS).process(
+        [rec(fwd.value, fwd.key, topic=fwd.topic, partition=fwd.partition)], Store().read
+    )
     assert orjson.loads(back.produce[0].value)["verdict"] == "accepted"
 
 
@@ -93,11 +106,16 @@ def test_a_decision_that_raises_is_that_records_dead_letter_and_the_batch_goes_o
     monkeypatch.setattr(processor, "decide", faulty)
     p = partition_for(b"RR123456785CN", SETTINGS.partitions)
     result = GuardProcessor(SETTINGS).process(
-        [rec(event("boom"), b"RR123456785CN", offset=7), rec(event("fine"), b"RR123456785CN", offset=8)], Store().read)
+        [rec(event("boom"), b"RR123456785CN", offset=7), rec(event("fine"), b"RR123456785CN", offset=8)], Store().read
+    )
     outs = [(r.topic, orjson.loads(r.value)) for r in result.produce]
     assert [(t, o["reason"]) for t, o in outs] == [(T.invalid, "INTERNAL_ERROR"), (T.accepted, "FIRST_USE")]
     dead = outs[0][1]
-    assert dead["error"].startswith("KeyError") and dead["source"] == {"topic": T.submitted, "partition": p, "offset": 7}
+    assert dead["error"].startswith("KeyError") and dead["source"] == {
+        "topic": T.submitted,
+        "partition": p,
+        "offset": 7,
+    }
     assert result.counts["internal_error"] == 1
     # The failed record left no trace in the state: the next event on the number binds it.
     (written,) = result.state_writes[p].values()
@@ -108,8 +126,9 @@ def test_a_command_that_raises_still_gets_exactly_one_result(monkeypatch):
     import streams.processor as processor
 
     monkeypatch.setattr(processor, "apply_command", lambda *a: 1 / 0)
-    cmd = orjson.dumps({"command": "release", "command_id": "c1", "license_id": "L1", "tracking_no": "RR123456785CN",
-                        "order_id": "O1"})
+    cmd = orjson.dumps(
+        {"command": "release", "command_id": "c1", "license_id": "L1", "tracking_no": "RR123456785CN", "order_id": "O1"}
+    )
     p = partition_for(b"RR123456785CN", SETTINGS.partitions)
     result = GuardProcessor(SETTINGS).process([rec(cmd, b"RR123456785CN", topic=T.commands, partition=p)], Store().read)
     (out,) = result.produce

@@ -31,7 +31,9 @@ def test_the_readme_table_is_the_generated_one():
 
 def test_precedence_file_then_environment_then_overrides(tmp_path):
     config = tmp_path / "t.toml"
-    config.write_text(f'[kafka]\npartitions = 4\nbroker = "h:1"\n[carriers]\nfile = "{DEFAULT_CONFIG.parent / "carriers.toml"}"\n')
+    config.write_text(
+        f'[kafka]\npartitions = 4\nbroker = "h:1"\n[carriers]\nfile = "{DEFAULT_CONFIG.parent / "carriers.toml"}"\n'
+    )
     assert load(config, env={}).partitions == 4
     assert load(config, env={"TRACKGUARD_PARTITIONS": "16"}).partitions == 16
     assert load(config, env={"TRACKGUARD_PARTITIONS": "16"}, partitions=2).partitions == 2
@@ -45,15 +47,18 @@ def test_tokens_from_the_environment_add_to_the_files(tmp_path):
     assert settings.tokens == {"L1": "uno", "L2": "two"} and settings.admin_token == "adm"
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("[kafka]\napp_idd = 'x'\n", "unknown key 'app_idd' in [kafka] (did you mean 'app_id'?)"),
-    ("[kafak]\n", "unknown section [kafak] (did you mean 'kafka'?)"),
-    ("[worker]\nweb_port = 6066.5\n", "[worker] web_port must be a int"),
-    ("[policy]\nfreeze_hours = true\n", "[policy] freeze_hours must be a float"),
-    ("[kafka]\npartitions = 0\n", "partitions and replication must be at least 1"),
-    ("[access.tokens]\nL1 = 5\n", "every entry must be"),
-    ("[limits]\nmax_dead_letter_bytes = 1000\n", "max_dead_letter_bytes must leave room"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[kafka]\napp_idd = 'x'\n", "unknown key 'app_idd' in [kafka] (did you mean 'app_id'?)"),
+        ("[kafak]\n", "unknown section [kafak] (did you mean 'kafka'?)"),
+        ("[worker]\nweb_port = 6066.5\n", "[worker] web_port must be a int"),
+        ("[policy]\nfreeze_hours = true\n", "[policy] freeze_hours must be a float"),
+        ("[kafka]\npartitions = 0\n", "partitions and replication must be at least 1"),
+        ("[access.tokens]\nL1 = 5\n", "every entry must be"),
+        ("[limits]\nmax_dead_letter_bytes = 1000\n", "max_dead_letter_bytes must leave room"),
+    ],
+)
 def test_mistakes_are_errors_that_name_the_key(tmp_path, text, message):
     config = tmp_path / "t.toml"
     config.write_text(text + f'[carriers]\nfile = "{DEFAULT_CONFIG.parent / "carriers.toml"}"\n')

@@ -21,15 +21,25 @@ PRIVATE = re.compile(r"_db_for_partition|set_persisted_offset\(TP|(from|import) 
 def test_no_module_but_the_store_reaches_rocksdb_or_faust_store_internals():
     for code in ("db = x._db_for_partition(1)", "from rocksdict import Rdict", "b = WriteBatch(raw_mode=True)"):
         assert PRIVATE.search(code), code  # the rule itself catches what it is for
-    offenders = [f"{path.relative_to(PACKAGE.parent)}:{n}: {line.strip()}"
-                 for path in sorted(PACKAGE.rglob("*.py")) if path.name != "store.py"
-                 for n, line in enumerate(path.read_text().splitlines(), 1) if PRIVATE.search(line)]
+    offenders = [
+        f"{path.relative_to(PACKAGE.parent)}:{n}: {line.strip()}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.name != "store.py"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if PRIVATE.search(line)
+    ]
     assert offenders == [], "go through streams.store.PartitionStore:\n" + "\n".join(offenders)
 
 
 def test_read_write_scan_restore_and_persisted_offsets_on_a_real_rocksdb_table(tmp_path):
-    app = faust.App("store-seam", broker="kafka://127.0.0.1:1", store="rocksdb://", datadir=str(tmp_path),
-                    key_serializer="raw", value_serializer="raw")
+    app = faust.App(
+        "store-seam",
+        broker="kafka://127.0.0.1:1",
+        store="rocksdb://",
+        datadir=str(tmp_path),
+        key_serializer="raw",
+        value_serializer="raw",
+    )
     table = app.Table("numbers", partitions=2, key_type=bytes, value_type=bytes)
     store = PartitionStore(table)
     assert store.changelog_topic == "store-seam-numbers-changelog"

@@ -141,8 +141,7 @@ def _parse_formats(where: str, raw: object) -> tuple[CarrierFormat, ...]:
         if not isinstance(name, str) or not name or not isinstance(pattern, str) or not pattern:
             raise ValueError(f"{fwhere}: needs a non-empty name and pattern")
         if check is not None and check not in ALGORITHMS:
-            raise ValueError(
-                f"{fwhere} ({name}): unknown check algorithm {check!r}; known: {sorted(ALGORITHMS)}")
+            raise ValueError(f"{fwhere} ({name}): unknown check algorithm {check!r}; known: {sorted(ALGORITHMS)}")
         try:
             compiled = re.compile(pattern)
         except re.error as exc:

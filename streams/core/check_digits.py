@@ -24,11 +24,24 @@ def _is_digits(s: str) -> bool:
 
 # --- UPU S10 (postal items worldwide) -------------------------------------------
 
+
 def s10_check_digit(serial: str) -> int:
     """Check digit of an 8-digit S10 serial: 11 - weighted sum mod 11, 10 -> 0, 11 -> 5."""
     d = serial  # spelled out: this runs for every postal number on the hot path
-    c = 11 - (8 * int(d[0]) + 6 * int(d[1]) + 4 * int(d[2]) + 2 * int(d[3])
-              + 3 * int(d[4]) + 5 * int(d[5]) + 9 * int(d[6]) + 7 * int(d[7])) % 11
+    c = (
+        11
+        - (
+            8 * int(d[0])
+            + 6 * int(d[1])
+            + 4 * int(d[2])
+            + 2 * int(d[3])
+            + 3 * int(d[4])
+            + 5 * int(d[5])
+            + 9 * int(d[6])
+            + 7 * int(d[7])
+        )
+        % 11
+    )
     return 0 if c == 10 else 5 if c == 11 else c
 
 
@@ -46,6 +59,7 @@ def s10(number: str) -> bool:
 
 
 # --- GS1 mod 10 (FedEx Ground, SSCC-18, USPS) -----------------------------------
+
 
 def gs1_check_digit(payload: str) -> int:
     """GS1 mod 10: weights 3,1,3,1... from the right of the payload; check = -sum mod 10."""
@@ -93,6 +107,7 @@ def fedex_mod10_15(number: str) -> bool:
 
 # --- UPS mod 10 ------------------------------------------------------------------
 
+
 def ups_check_digit(payload: str) -> int:
     """Letters count as (ord - 3) mod 10; every second character (odd index) doubles."""
     total = 0
@@ -118,6 +133,7 @@ def ups_waybill(number: str) -> bool:
 
 # --- FedEx Express mod 11 --------------------------------------------------------
 
+
 def _fedex_mod11(payload: str, check: str) -> bool:
     total = sum(int(d) * _FEDEX_WEIGHTS[i % 3] for i, d in enumerate(reversed(payload)))
     return total % 11 % 10 == int(check)
@@ -139,6 +155,7 @@ def fedex_astra_32(number: str) -> bool:
 
 
 # --- DHL -------------------------------------------------------------------------
+
 
 def dhl_mod7(number: str) -> bool:
     """DHL Express 10 (or 11) digits: check = all preceding digits as an integer mod 7."""

@@ -58,7 +58,9 @@ def parse_command(raw: bytes | None, now_ms: int, carriers: CarrierBook, limits:
         obj = obj or {}
         kind = obj.get("command") if obj.get("command") in KINDS else None
         cid = _text(obj, "command_id", limits.max_field_chars)  # echoed: bounded like every field
-        return CommandRejection(field if field in ("BAD_CHECK_DIGIT",) else f"INVALID_COMMAND:{field}", kind, cid, number)
+        return CommandRejection(
+            field if field in ("BAD_CHECK_DIGIT",) else f"INVALID_COMMAND:{field}", kind, cid, number
+        )
 
     if raw is None or len(raw) > limits.max_event_bytes:
         return reject("body")
@@ -104,14 +106,29 @@ def parse_command(raw: bytes | None, now_ms: int, carriers: CarrierBook, limits:
 
 
 def rejection_result(rej: CommandRejection, now_ms: int) -> dict[str, Any]:
-    return {"command_id": rej.command_id, "command": rej.command, "tracking_no": rej.tracking_no, "ok": False,
-            "error": rej.error, "decided_at": format_ms(now_ms), "replay": False}
+    return {
+        "command_id": rej.command_id,
+        "command": rej.command,
+        "tracking_no": rej.tracking_no,
+        "ok": False,
+        "error": rej.error,
+        "decided_at": format_ms(now_ms),
+        "replay": False,
+    }
 
 
 def _result(cmd: Command, error: str | None, **extra: Any) -> dict[str, Any]:
-    return {"command_id": cmd.command_id, "command": cmd.command, "tracking_no": cmd.tracking_no,
-            "license_id": cmd.license_id, "ok": error is None, "error": error,
-            "decided_at": format_ms(cmd.now_ms), "replay": False, **extra}
+    return {
+        "command_id": cmd.command_id,
+        "command": cmd.command,
+        "tracking_no": cmd.tracking_no,
+        "license_id": cmd.license_id,
+        "ok": error is None,
+        "error": error,
+        "decided_at": format_ms(cmd.now_ms),
+        "replay": False,
+        **extra,
+    }
 
 
 def apply_command(state: State | None, cmd: Command, policy: Policy) -> tuple[dict[str, Any], State]:
@@ -134,8 +151,13 @@ def apply_command(state: State | None, cmd: Command, policy: Policy) -> tuple[di
             error = "ALREADY_RESERVED"
         else:  # free, expired, or the holder renewing its own reservation
             expires = now + f["ttl_s"] * 1000
-            new["reservation"] = {"license": cmd.license_id, "store": f["store_id"], "order": f["order_id"],
-                                  "carrier": f["carrier_code"], "expires_ms": expires}
+            new["reservation"] = {
+                "license": cmd.license_id,
+                "store": f["store_id"],
+                "order": f["order_id"],
+                "carrier": f["carrier_code"],
+                "expires_ms": expires,
+            }
             error, extra = None, {"expires_at": format_ms(expires)}
     elif cmd.command == "release":
         if live is None:
@@ -154,11 +176,18 @@ def apply_command(state: State | None, cmd: Command, policy: Policy) -> tuple[di
             if cmd.fields["decision"] == "approved":
                 new["frozen"] = {k: v for k, v in frozen.items() if k != cmd.license_id}
                 new["blacklist"] = [x for x in blacklist if x != cmd.license_id]
-            appeals = state.get("appeals", [])[-(policy.max_uses - 1):]
-            new["appeals"] = [*appeals, {"license": cmd.license_id, "decision": cmd.fields["decision"],
-                                         "evidence_sha256": cmd.fields["evidence_sha256"],
-                                         "evidence_ref": cmd.fields["evidence_ref"],
-                                         "decided_by": cmd.fields["decided_by"], "at_ms": now}]
+            appeals = state.get("appeals", [])[-(policy.max_uses - 1) :]
+            new["appeals"] = [
+                *appeals,
+                {
+                    "license": cmd.license_id,
+                    "decision": cmd.fields["decision"],
+                    "evidence_sha256": cmd.fields["evidence_sha256"],
+                    "evidence_ref": cmd.fields["evidence_ref"],
+                    "decided_by": cmd.fields["decided_by"],
+                    "at_ms": now,
+                },
+            ]
             extra = {"decision": cmd.fields["decision"]}
 
     new["seq"] = state.get("seq", 0) + 1  # orders commands among the number's decisions (audit)

@@ -121,7 +121,11 @@ def parse_submission(raw: bytes | None, now_ms: int, carriers: CarrierBook, limi
     if not tracking:
         return Rejection("MISSING_FIELD:tracking_no", "tracking_no is empty after normalization", _echo(obj, limits))
     if len(tracking) > limits.max_tracking_chars:
-        return Rejection("TOO_LONG:tracking_no", f"tracking_no has {len(tracking)} characters, at most {limits.max_tracking_chars}", _echo(obj, limits))
+        return Rejection(
+            "TOO_LONG:tracking_no",
+            f"tracking_no has {len(tracking)} characters, at most {limits.max_tracking_chars}",
+            _echo(obj, limits),
+        )
     if not is_clean_tracking(tracking):
         return Rejection("BAD_CHARS:tracking_no", "tracking_no may hold only letters and digits", _echo(obj, limits))
 
@@ -137,7 +141,11 @@ def parse_submission(raw: bytes | None, now_ms: int, carriers: CarrierBook, limi
     if problem is not None:
         echo = {**_echo(obj, limits), "carrier_code": carrier, "tracking_no": tracking}
         detail = "fails its carrier's check digit" if problem == "BAD_CHECK_DIGIT" else "fits no format of its carrier"
-        return Rejection(problem if problem == "BAD_CHECK_DIGIT" else f"{problem}:tracking_no", f"tracking_no {tracking} {detail}", echo)
+        return Rejection(
+            problem if problem == "BAD_CHECK_DIGIT" else f"{problem}:tracking_no",
+            f"tracking_no {tracking} {detail}",
+            echo,
+        )
 
     return Submission(
         event_id=values["event_id"],

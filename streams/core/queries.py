@@ -34,8 +34,13 @@ def status(state: State | None, license_id: str | None, now_ms: int) -> str:
 def _binding_view(binding: Binding, license_id: str | None) -> Any:
     if license_id is not None and binding["license"] != license_id:
         return OTHER_LICENSE
-    return {"license_id": binding["license"], "store_id": binding["store"], "order_id": binding["order"],
-            "carrier_code": binding["carrier"], "shipped_at": format_ms(binding["shipped_ms"])}
+    return {
+        "license_id": binding["license"],
+        "store_id": binding["store"],
+        "order_id": binding["order"],
+        "carrier_code": binding["carrier"],
+        "shipped_at": format_ms(binding["shipped_ms"]),
+    }
 
 
 def diagnose(number: str, state: State | None, license_id: str | None, now_ms: int) -> dict[str, Any]:
@@ -56,17 +61,27 @@ def diagnose(number: str, state: State | None, license_id: str | None, now_ms: i
     elif license_id is not None and reservation["license"] != license_id:
         out["reservation"] = OTHER_LICENSE
     else:
-        out["reservation"] = {"license_id": reservation["license"], "store_id": reservation["store"],
-                              "order_id": reservation["order"], "expires_at": format_ms(reservation["expires_ms"])}
+        out["reservation"] = {
+            "license_id": reservation["license"],
+            "store_id": reservation["store"],
+            "order_id": reservation["order"],
+            "expires_at": format_ms(reservation["expires_ms"]),
+        }
     frozen = state.get("frozen", {})
     blacklist = state.get("blacklist", [])
     visible = [license_id] if license_id is not None else sorted(set(frozen) | set(blacklist))
-    out["freezes"] = [{"license_id": lic, "frozen_until": format_ms(frozen[lic]), "active": frozen[lic] > now_ms}
-                      for lic in visible if lic in frozen]
+    out["freezes"] = [
+        {"license_id": lic, "frozen_until": format_ms(frozen[lic]), "active": frozen[lic] > now_ms}
+        for lic in visible
+        if lic in frozen
+    ]
     out["blacklisted_for"] = [lic for lic in visible if lic in blacklist]
     uses = state.get("uses", [])
-    out["uses"] = [{"license_id": u[0], "store_id": u[1], "order_id": u[2], "at": format_ms(u[3]),
-                    "verdict": u[4], "reason": u[5]} for u in uses if license_id is None or u[0] == license_id]
+    out["uses"] = [
+        {"license_id": u[0], "store_id": u[1], "order_id": u[2], "at": format_ms(u[3]), "verdict": u[4], "reason": u[5]}
+        for u in uses
+        if license_id is None or u[0] == license_id
+    ]
     if license_id is not None:
         out["uses_by_other_licenses"] = sum(1 for u in uses if u[0] != license_id)
     return out
@@ -77,6 +92,11 @@ def used_entry(number: str, state: State, license_id: str) -> dict[str, Any] | N
     binding = state.get("binding")
     if binding is None or binding["license"] != license_id:
         return None
-    return {"tracking_no": number, "carrier_code": binding["carrier"], "store_id": binding["store"],
-            "order_id": binding["order"], "shipped_at": format_ms(binding["shipped_ms"]),
-            "fingerprint": fingerprint(binding["carrier"], number, binding["shipped_ms"])}
+    return {
+        "tracking_no": number,
+        "carrier_code": binding["carrier"],
+        "store_id": binding["store"],
+        "order_id": binding["order"],
+        "shipped_at": format_ms(binding["shipped_ms"]),
+        "fingerprint": fingerprint(binding["carrier"], number, binding["shipped_ms"]),
+    }

@@ -69,8 +69,17 @@ def _bound_to(binding: Binding | None, license_id: str) -> Any:
     return {"store_id": binding["store"], "order_id": binding["order"]}
 
 
-def _verdict(sub: Submission, verdict: str, code: str, reason: str, *, replay: bool = False,
-             frozen_until_ms: int | None = None, bound_to: Any = None, decided_ms: int | None = None) -> dict[str, Any]:
+def _verdict(
+    sub: Submission,
+    verdict: str,
+    code: str,
+    reason: str,
+    *,
+    replay: bool = False,
+    frozen_until_ms: int | None = None,
+    bound_to: Any = None,
+    decided_ms: int | None = None,
+) -> dict[str, Any]:
     out = {
         "event_id": sub.event_id,
         "license_id": sub.license_id,
@@ -93,7 +102,9 @@ def _verdict(sub: Submission, verdict: str, code: str, reason: str, *, replay: b
     return out
 
 
-def _record(state: State, sub: Submission, verdict: dict[str, Any], policy: Policy, frozen_until_ms: int | None) -> None:
+def _record(
+    state: State, sub: Submission, verdict: dict[str, Any], policy: Policy, frozen_until_ms: int | None
+) -> None:
     """Remember the verdict for its event id (rule 2) and the use (diagnosis), both bounded.
 
     `seq` counts the decisions that changed this number's state; the verdict carries it, so an
@@ -101,13 +112,23 @@ def _record(state: State, sub: Submission, verdict: dict[str, Any], policy: Poli
     """
     state["seq"] = verdict["seq"] = state.get("seq", 0) + 1
     judged = dict(state.get("judged", {}))
-    judged[sub.event_id] = [verdict["verdict"], verdict["code"], verdict["reason"], frozen_until_ms,
-                            verdict["bound_to"], sub.now_ms, verdict["seq"]]
+    judged[sub.event_id] = [
+        verdict["verdict"],
+        verdict["code"],
+        verdict["reason"],
+        frozen_until_ms,
+        verdict["bound_to"],
+        sub.now_ms,
+        verdict["seq"],
+    ]
     while len(judged) > policy.max_judged:
         del judged[next(iter(judged))]  # dicts keep insertion order: drop the oldest
     state["judged"] = judged
-    uses = state.get("uses", [])[-(policy.max_uses - 1):] if policy.max_uses > 1 else []
-    state["uses"] = [*uses, [sub.license_id, sub.store_id, sub.order_id, sub.now_ms, verdict["verdict"], verdict["reason"]]]
+    uses = state.get("uses", [])[-(policy.max_uses - 1) :] if policy.max_uses > 1 else []
+    state["uses"] = [
+        *uses,
+        [sub.license_id, sub.store_id, sub.order_id, sub.now_ms, verdict["verdict"], verdict["reason"]],
+    ]
 
 
 def _duplicate(state: State, sub: Submission, reason: str, policy: Policy) -> tuple[dict[str, Any], State]:
@@ -118,8 +139,14 @@ def _duplicate(state: State, sub: Submission, reason: str, policy: Policy) -> tu
     blacklist = state.get("blacklist", [])
     if sub.license_id not in blacklist:
         new["blacklist"] = [*blacklist, sub.license_id]
-    verdict = _verdict(sub, DUPLICATE, "TRACKING_DUPLICATE", reason, frozen_until_ms=until,
-                       bound_to=_bound_to(state.get("binding"), sub.license_id))
+    verdict = _verdict(
+        sub,
+        DUPLICATE,
+        "TRACKING_DUPLICATE",
+        reason,
+        frozen_until_ms=until,
+        bound_to=_bound_to(state.get("binding"), sub.license_id),
+    )
     _record(new, sub, verdict, policy, until)
     return verdict, new
 
@@ -134,20 +161,34 @@ def decide(state: State | None, sub: Submission, policy: Policy) -> tuple[dict[s
     judged = state.get("judged", {}).get(sub.event_id)
     if judged is not None:
         verdict, code, reason, frozen_until_ms, bound_to, decided_ms, seq = judged
-        again = _verdict(sub, verdict, code, reason, replay=True, frozen_until_ms=frozen_until_ms,
-                         bound_to=bound_to, decided_ms=decided_ms)
+        again = _verdict(
+            sub,
+            verdict,
+            code,
+            reason,
+            replay=True,
+            frozen_until_ms=frozen_until_ms,
+            bound_to=bound_to,
+            decided_ms=decided_ms,
+        )
         again["seq"] = seq  # the original decision's place in the number's history
         return again, state
 
     # 3. The binder's own order re-pushing (same carrier, same or later ship time): never a duplicate.
-    if (binding is not None and binding["license"] == sub.license_id and binding["order"] == sub.order_id
-            and binding["carrier"] == sub.carrier_code and sub.shipped_ms >= binding["shipped_ms"]):
+    if (
+        binding is not None
+        and binding["license"] == sub.license_id
+        and binding["order"] == sub.order_id
+        and binding["carrier"] == sub.carrier_code
+        and sub.shipped_ms >= binding["shipped_ms"]
+    ):
         new: State = dict(state)  # type: ignore[assignment]
         if sub.shipped_ms > binding["shipped_ms"]:
             # The watermark moves forward so that a later push can never go back behind it.
             new["binding"] = {**binding, "shipped_ms": sub.shipped_ms}
-        verdict = _verdict(sub, ACCEPTED, "ACCEPTED", "SAME_ORDER_REPUSH", replay=True,
-                           bound_to=_bound_to(binding, sub.license_id))
+        verdict = _verdict(
+            sub, ACCEPTED, "ACCEPTED", "SAME_ORDER_REPUSH", replay=True, bound_to=_bound_to(binding, sub.license_id)
+        )
         _record(new, sub, verdict, policy, None)
         return verdict, new
 
@@ -155,8 +196,14 @@ def decide(state: State | None, sub: Submission, policy: Policy) -> tuple[dict[s
     frozen_until = state.get("frozen", {}).get(sub.license_id)
     if frozen_until is not None and frozen_until > now:
         new = dict(state)  # type: ignore[assignment]
-        verdict = _verdict(sub, FROZEN, "TRACKING_FROZEN", "FROZEN_AFTER_DUPLICATE", frozen_until_ms=frozen_until,
-                           bound_to=_bound_to(binding, sub.license_id))
+        verdict = _verdict(
+            sub,
+            FROZEN,
+            "TRACKING_FROZEN",
+            "FROZEN_AFTER_DUPLICATE",
+            frozen_until_ms=frozen_until,
+            bound_to=_bound_to(binding, sub.license_id),
+        )
         _record(new, sub, verdict, policy, frozen_until)
         return verdict, new
 
@@ -167,18 +214,29 @@ def decide(state: State | None, sub: Submission, policy: Policy) -> tuple[dict[s
     # 6. A live reservation held by another licence or order.
     reservation = state.get("reservation")
     live_reservation = reservation if reservation is not None and reservation["expires_ms"] > now else None
-    if live_reservation is not None and (live_reservation["license"] != sub.license_id
-                                         or live_reservation["order"] != sub.order_id):
+    if live_reservation is not None and (
+        live_reservation["license"] != sub.license_id or live_reservation["order"] != sub.order_id
+    ):
         return _duplicate(state, sub, "RESERVED_BY_OTHER", policy)
 
     # 7. Unbound: the first use binds it.
     if binding is None:
         new = dict(state)  # type: ignore[assignment]
-        new["binding"] = {"license": sub.license_id, "store": sub.store_id, "order": sub.order_id,
-                          "carrier": sub.carrier_code, "shipped_ms": sub.shipped_ms}
+        new["binding"] = {
+            "license": sub.license_id,
+            "store": sub.store_id,
+            "order": sub.order_id,
+            "carrier": sub.carrier_code,
+            "shipped_ms": sub.shipped_ms,
+        }
         new.pop("reservation", None)  # a reservation ends when its holder uses the number (or expired)
-        verdict = _verdict(sub, ACCEPTED, "ACCEPTED", "RESERVED_NUMBER_USED" if live_reservation is not None else "FIRST_USE",
-                           bound_to={"store_id": sub.store_id, "order_id": sub.order_id})
+        verdict = _verdict(
+            sub,
+            ACCEPTED,
+            "ACCEPTED",
+            "RESERVED_NUMBER_USED" if live_reservation is not None else "FIRST_USE",
+            bound_to={"store_id": sub.store_id, "order_id": sub.order_id},
+        )
         _record(new, sub, verdict, policy, None)
         return verdict, new
 

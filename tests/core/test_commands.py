@@ -21,10 +21,16 @@ SHA = "ab" * 32
 
 
 def cmd(kind: str, cid: str = "c1", license_id: str = "L1", now_ms: int = T0, **fields) -> Command:
-    defaults = {"reserve": {"store_id": "S1", "order_id": "O1", "carrier_code": "CAINIAO", "ttl_s": 3600},
-                "release": {"order_id": "O1"},
-                "appeal": {"evidence_sha256": SHA, "evidence_ref": "s3://evidence/1.pdf", "decided_by": "ops-7",
-                           "decision": "approved"}}[kind]
+    defaults = {
+        "reserve": {"store_id": "S1", "order_id": "O1", "carrier_code": "CAINIAO", "ttl_s": 3600},
+        "release": {"order_id": "O1"},
+        "appeal": {
+            "evidence_sha256": SHA,
+            "evidence_ref": "s3://evidence/1.pdf",
+            "decided_by": "ops-7",
+            "decision": "approved",
+        },
+    }[kind]
     return Command(kind, cid, license_id, "RR123456785CN", now_ms, {**defaults, **fields})
 
 
@@ -56,7 +62,8 @@ def test_reserve_errors_and_expiry_by_event_time():
 
 def test_release_by_holder_only():
     (_, wrong, right, again), state = run(
-        cmd("reserve"), cmd("release", cid="c2", order_id="O2"), cmd("release", cid="c3"), cmd("release", cid="c4"))
+        cmd("reserve"), cmd("release", cid="c2", order_id="O2"), cmd("release", cid="c3"), cmd("release", cid="c4")
+    )
     assert (wrong["error"], right["ok"], again["error"]) == ("NOT_HOLDER", True, "NOT_RESERVED")
     assert "reservation" not in state
 
@@ -93,18 +100,38 @@ def test_parse_command_validates_each_field():
     def parse(obj):
         return parse_command(orjson.dumps(obj), T0, SETTINGS.carriers, SETTINGS.limits)
 
-    good = {"command": "reserve", "command_id": "c1", "license_id": "L1", "tracking_no": "rr123456785cn",
-            "store_id": "S1", "order_id": "O1", "carrier_code": "china post", "ttl_s": 600}
+    good = {
+        "command": "reserve",
+        "command_id": "c1",
+        "license_id": "L1",
+        "tracking_no": "rr123456785cn",
+        "store_id": "S1",
+        "order_id": "O1",
+        "carrier_code": "china post",
+        "ttl_s": 600,
+    }
     parsed = parse(good)
     assert isinstance(parsed, Command) and parsed.tracking_no == "RR123456785CN"
     assert parsed.fields["carrier_code"] == "CHINAPOST"
-    for change, error in [({"command": "steal"}, "INVALID_COMMAND:command"), ({"ttl_s": "600"}, "INVALID_COMMAND:ttl_s"),
-                          ({"ttl_s": 0}, "INVALID_COMMAND:ttl_s"), ({"order_id": ""}, "INVALID_COMMAND:order_id"),
-                          ({"tracking_no": "RR123456784CN"}, "BAD_CHECK_DIGIT")]:
+    for change, error in [
+        ({"command": "steal"}, "INVALID_COMMAND:command"),
+        ({"ttl_s": "600"}, "INVALID_COMMAND:ttl_s"),
+        ({"ttl_s": 0}, "INVALID_COMMAND:ttl_s"),
+        ({"order_id": ""}, "INVALID_COMMAND:order_id"),
+        ({"tracking_no": "RR123456784CN"}, "BAD_CHECK_DIGIT"),
+    ]:
         r = parse({**good, **change})
         assert isinstance(r, CommandRejection) and r.error == error, (change, r)
-    appeal = {"command": "appeal", "command_id": "a1", "license_id": "L1", "tracking_no": "RR123456785CN",
-              "evidence_sha256": "XYZ", "evidence_ref": "r", "decided_by": "d", "decision": "approved"}
+    appeal = {
+        "command": "appeal",
+        "command_id": "a1",
+        "license_id": "L1",
+        "tracking_no": "RR123456785CN",
+        "evidence_sha256": "XYZ",
+        "evidence_ref": "r",
+        "decided_by": "d",
+        "decision": "approved",
+    }
     assert parse(appeal).error == "INVALID_COMMAND:evidence_sha256"
     assert parse_command(b"{", T0, SETTINGS.carriers, SETTINGS.limits).error == "INVALID_COMMAND:json"
 
@@ -113,8 +140,18 @@ kinds = st.sampled_from(["reserve", "release", "appeal"])
 
 
 @hsettings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(kinds, st.sampled_from(["L1", "L2"]), st.sampled_from(["O1", "O2"]),
-                          st.integers(0, 3 * HOUR_MS), st.booleans()), max_size=30))
+@given(
+    st.lists(
+        st.tuples(
+            kinds,
+            st.sampled_from(["L1", "L2"]),
+            st.sampled_from(["O1", "O2"]),
+            st.integers(0, 3 * HOUR_MS),
+            st.booleans(),
+        ),
+        max_size=30,
+    )
+)
 def test_commands_and_submissions_never_break_the_binding(steps):
     """Whatever mix of commands and submissions: a binding never changes hands, and a bound
     number holds no reservation."""

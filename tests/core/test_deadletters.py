@@ -34,8 +34,11 @@ def test_small_payload_is_kept_whole_with_its_digest_and_source():
 def test_payload_just_past_what_fits_keeps_a_prefix():
     limit = 8192
     limits = Limits(max_dead_letter_bytes=limit, dead_letter_prefix_bytes=1000)
-    fits = [n for n in range(4000, 7000, 7)
-            if not dead_letter("TOO_LARGE", "e", {}, b"x" * n, NOW, SOURCE, limits)["raw_truncated"]]
+    fits = [
+        n
+        for n in range(4000, 7000, 7)
+        if not dead_letter("TOO_LARGE", "e", {}, b"x" * n, NOW, SOURCE, limits)["raw_truncated"]
+    ]
     largest = max(fits)
     whole = dead_letter("TOO_LARGE", "e", {}, b"x" * largest, NOW, SOURCE, limits)
     cut = dead_letter("TOO_LARGE", "e", {}, b"x" * (largest + 7), NOW, SOURCE, limits)
@@ -44,9 +47,13 @@ def test_payload_just_past_what_fits_keeps_a_prefix():
 
 
 @hsettings(max_examples=200, deadline=None)
-@given(size=st.integers(0, 1_100_000), fill=st.sampled_from([b"7", "运".encode(), b"\xff", b'"']),
-       fields=st.dictionaries(st.sampled_from(REQUIRED), st.text(max_size=128), max_size=7),
-       error=st.text(max_size=5000), max_bytes=st.integers(8192, 400_000))
+@given(
+    size=st.integers(0, 1_100_000),
+    fill=st.sampled_from([b"7", "运".encode(), b"\xff", b'"']),
+    fields=st.dictionaries(st.sampled_from(REQUIRED), st.text(max_size=128), max_size=7),
+    error=st.text(max_size=5000),
+    max_bytes=st.integers(8192, 400_000),
+)
 def test_any_payload_up_to_the_broker_limit_gives_a_dead_letter_within_the_limit(size, fill, fields, error, max_bytes):
     limits = Limits(max_dead_letter_bytes=max_bytes)
     raw = (fill * size)[:size]
@@ -59,8 +66,9 @@ def test_any_payload_up_to_the_broker_limit_gives_a_dead_letter_within_the_limit
 
 def test_a_refused_record_is_always_compact():
     raw = b"v" * 50_000
-    out = produce_failed("MSG_SIZE_TOO_LARGE", "Broker: Message size too large", "shipments.accepted", raw, NOW,
-                         None, LIMITS)
+    out = produce_failed(
+        "MSG_SIZE_TOO_LARGE", "Broker: Message size too large", "shipments.accepted", raw, NOW, None, LIMITS
+    )
     assert out["reason"] == "PRODUCE_FAILED:MSG_SIZE_TOO_LARGE" and out["raw_truncated"] is True
     assert len(base64.b64decode(out["raw"])) == LIMITS.dead_letter_prefix_bytes
     assert out["error"].startswith("shipments.accepted: ")
@@ -69,4 +77,6 @@ def test_a_refused_record_is_always_compact():
 def test_long_keys_are_replaced_by_their_digest():
     assert dead_letter_key(None) is None
     assert dead_letter_key(b"k" * MAX_KEY_BYTES) == b"k" * MAX_KEY_BYTES
-    assert dead_letter_key(b"k" * (MAX_KEY_BYTES + 1)) == hashlib.sha256(b"k" * (MAX_KEY_BYTES + 1)).hexdigest().encode()
+    assert (
+        dead_letter_key(b"k" * (MAX_KEY_BYTES + 1)) == hashlib.sha256(b"k" * (MAX_KEY_BYTES + 1)).hexdigest().encode()
+    )

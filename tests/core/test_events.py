@@ -16,9 +16,15 @@ CARRIERS = SETTINGS.carriers
 NOW = 1_790_000_000_000
 
 GOOD = {
-    "event_id": "evt-1", "license_id": "91330100MA2H0X1234", "store_id": "hz-01", "order_id": "SO-1001",
-    "carrier_code": "china post", "tracking_no": "rr 1234-5678 5cn", "shipped_at": "2026-11-25T08:00:00+08:00",
-    "source": "erp", "warehouse": "HZ-3",
+    "event_id": "evt-1",
+    "license_id": "91330100MA2H0X1234",
+    "store_id": "hz-01",
+    "order_id": "SO-1001",
+    "carrier_code": "china post",
+    "tracking_no": "rr 1234-5678 5cn",
+    "shipped_at": "2026-11-25T08:00:00+08:00",
+    "source": "erp",
+    "warehouse": "HZ-3",
 }
 
 
@@ -39,34 +45,40 @@ def test_full_width_digits_from_chinese_input_methods():
     assert s.tracking_no == "RR123456785CN"
 
 
-@pytest.mark.parametrize("change, reason", [
-    ({"carrier_code": None}, "MISSING_FIELD:carrier_code"),
-    ({"carrier_code": "  "}, "MISSING_FIELD:carrier_code"),
-    ({"order_id": 1001}, "BAD_TYPE:order_id"),
-    ({"event_id": "x" * 129}, "TOO_LONG:event_id"),
-    ({"store_id": "a\x00b"}, "BAD_CHARS:store_id"),
-    ({"shipped_at": "2026-11-25 08:00"}, "BAD_TIME:shipped_at"),
-    ({"shipped_at": "2026-11-25T08:00:00"}, "BAD_TIME:shipped_at"),
-    ({"shipped_at": "yesterday"}, "BAD_TIME:shipped_at"),
-    ({"tracking_no": "RR123456784CN"}, "BAD_CHECK_DIGIT"),
-    ({"tracking_no": "- _ -"}, "MISSING_FIELD:tracking_no"),
-    ({"tracking_no": "RR12345678€CN"}, "BAD_CHARS:tracking_no"),
-    ({"tracking_no": "HELLO"}, "UNKNOWN_FORMAT:tracking_no"),
-    ({"source": "fax"}, "BAD_VALUE:source"),
-])
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        ({"carrier_code": None}, "MISSING_FIELD:carrier_code"),
+        ({"carrier_code": "  "}, "MISSING_FIELD:carrier_code"),
+        ({"order_id": 1001}, "BAD_TYPE:order_id"),
+        ({"event_id": "x" * 129}, "TOO_LONG:event_id"),
+        ({"store_id": "a\x00b"}, "BAD_CHARS:store_id"),
+        ({"shipped_at": "2026-11-25 08:00"}, "BAD_TIME:shipped_at"),
+        ({"shipped_at": "2026-11-25T08:00:00"}, "BAD_TIME:shipped_at"),
+        ({"shipped_at": "yesterday"}, "BAD_TIME:shipped_at"),
+        ({"tracking_no": "RR123456784CN"}, "BAD_CHECK_DIGIT"),
+        ({"tracking_no": "- _ -"}, "MISSING_FIELD:tracking_no"),
+        ({"tracking_no": "RR12345678€CN"}, "BAD_CHARS:tracking_no"),
+        ({"tracking_no": "HELLO"}, "UNKNOWN_FORMAT:tracking_no"),
+        ({"source": "fax"}, "BAD_VALUE:source"),
+    ],
+)
 def test_rule1_reasons_name_the_field(change, reason):
     event = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
     r = parse(event)
     assert isinstance(r, Rejection) and r.reason == reason, r
 
 
-@pytest.mark.parametrize("raw, reason", [
-    (b"{not json", "MALFORMED_JSON"),
-    (b"\xff\xfe{}", "BAD_ENCODING"),
-    (b"[1, 2]", "NOT_AN_OBJECT"),
-    (b'{"a": NaN}', "MALFORMED_JSON"),
-    (b"[" * 5000 + b"]" * 5000, "MALFORMED_JSON"),
-])
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        (b"{not json", "MALFORMED_JSON"),
+        (b"\xff\xfe{}", "BAD_ENCODING"),
+        (b"[1, 2]", "NOT_AN_OBJECT"),
+        (b'{"a": NaN}', "MALFORMED_JSON"),
+        (b"[" * 5000 + b"]" * 5000, "MALFORMED_JSON"),
+    ],
+)
 def test_rule1_malformed_bytes(raw, reason):
     assert parse(raw).reason == reason
 

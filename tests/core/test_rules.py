@@ -16,8 +16,16 @@ T0 = 1_790_000_000_000  # event time of the first submission (epoch ms)
 POLICY = Policy()
 
 
-def sub(event_id="e1", license_id="L1", store_id="S1", order_id="O1", carrier="CAINIAO",
-        number="RR123456785CN", shipped_ms=T0 - HOUR_MS, now_ms=T0) -> Submission:
+def sub(
+    event_id="e1",
+    license_id="L1",
+    store_id="S1",
+    order_id="O1",
+    carrier="CAINIAO",
+    number="RR123456785CN",
+    shipped_ms=T0 - HOUR_MS,
+    now_ms=T0,
+) -> Submission:
     return Submission(event_id, license_id, store_id, order_id, carrier, number, shipped_ms, "erp", now_ms)
 
 
@@ -34,8 +42,13 @@ def test_rule7_first_use_binds():
     assert (v["verdict"], v["code"], v["reason"], v["replay"]) == ("accepted", "ACCEPTED", "FIRST_USE", False)
     assert v["bound_to"] == {"store_id": "S1", "order_id": "O1"}
     assert v["fingerprint"] == fingerprint("CAINIAO", "RR123456785CN", T0 - HOUR_MS)
-    assert state["binding"] == {"license": "L1", "store": "S1", "order": "O1", "carrier": "CAINIAO",
-                                "shipped_ms": T0 - HOUR_MS}
+    assert state["binding"] == {
+        "license": "L1",
+        "store": "S1",
+        "order": "O1",
+        "carrier": "CAINIAO",
+        "shipped_ms": T0 - HOUR_MS,
+    }
 
 
 def test_rule2_same_event_id_is_the_same_verdict_again_and_changes_nothing():
@@ -61,7 +74,8 @@ def test_rule3_erp_repush_with_new_event_id_is_accepted_even_while_frozen():
 
 def test_rule4_frozen_for_the_licence_does_not_extend_the_freeze():
     (_, dup, frozen), state = run(
-        sub(), sub(event_id="e2", order_id="O2", now_ms=T0 + 1),
+        sub(),
+        sub(event_id="e2", order_id="O2", now_ms=T0 + 1),
         sub(event_id="e3", order_id="O3", store_id="S2", now_ms=T0 + 10 * HOUR_MS),
     )
     assert (frozen["verdict"], frozen["code"]) == ("frozen", "TRACKING_FROZEN")
@@ -71,7 +85,8 @@ def test_rule4_frozen_for_the_licence_does_not_extend_the_freeze():
 
 def test_rule5_blacklisted_after_the_freeze_and_refreezes():
     (_, _, late), state = run(
-        sub(), sub(event_id="e2", order_id="O2", now_ms=T0 + 1),
+        sub(),
+        sub(event_id="e2", order_id="O2", now_ms=T0 + 1),
         sub(event_id="e3", order_id="O3", now_ms=T0 + 80 * HOUR_MS),
     )
     assert (late["verdict"], late["code"], late["reason"]) == ("duplicate", "TRACKING_DUPLICATE", "BLACKLISTED")
@@ -79,8 +94,9 @@ def test_rule5_blacklisted_after_the_freeze_and_refreezes():
 
 
 def test_rule6_live_reservation_by_another_order():
-    state = {"reservation": {"license": "L2", "store": "S9", "order": "O9", "carrier": "CAINIAO",
-                             "expires_ms": T0 + HOUR_MS}}
+    state = {
+        "reservation": {"license": "L2", "store": "S9", "order": "O9", "carrier": "CAINIAO", "expires_ms": T0 + HOUR_MS}
+    }
     (other, holder), new = run(sub(), sub(event_id="e2", license_id="L2", store_id="S9", order_id="O9"), state=state)
     assert (other["verdict"], other["reason"]) == ("duplicate", "RESERVED_BY_OTHER")
     assert (holder["verdict"], holder["reason"]) == ("accepted", "RESERVED_NUMBER_USED")
@@ -151,11 +167,30 @@ def histories(draw):
         replay_of = draw(st.one_of(st.none(), st.integers(0, max(i - 1, 0))))
         if replay_of is not None and subs:
             old = subs[min(replay_of, len(subs) - 1)]
-            subs.append(sub(old.event_id, old.license_id, old.store_id, old.order_id, old.carrier_code,
-                            old.tracking_no, old.shipped_ms, now))
+            subs.append(
+                sub(
+                    old.event_id,
+                    old.license_id,
+                    old.store_id,
+                    old.order_id,
+                    old.carrier_code,
+                    old.tracking_no,
+                    old.shipped_ms,
+                    now,
+                )
+            )
         else:
-            subs.append(sub(f"e{i}", draw(licences), "S1", draw(orders), draw(carriers),
-                            shipped_ms=T0 + draw(st.integers(-50, 50)) * HOUR_MS, now_ms=now))
+            subs.append(
+                sub(
+                    f"e{i}",
+                    draw(licences),
+                    "S1",
+                    draw(orders),
+                    draw(carriers),
+                    shipped_ms=T0 + draw(st.integers(-50, 50)) * HOUR_MS,
+                    now_ms=now,
+                )
+            )
     return subs
 
 
@@ -181,8 +216,10 @@ def test_properties_over_histories(subs):
         # A replayed event id never changes state and repeats its first verdict.
         if s.event_id in verdict_of_event:
             assert state is before and state == snapshot and v["replay"] is True
-            assert (v["verdict"], v["reason"]) == (verdict_of_event[s.event_id]["verdict"],
-                                                   verdict_of_event[s.event_id]["reason"])
+            assert (v["verdict"], v["reason"]) == (
+                verdict_of_event[s.event_id]["verdict"],
+                verdict_of_event[s.event_id]["reason"],
+            )
         else:
             verdict_of_event[s.event_id] = v
         # Every duplicate leaves the licence blacklisted and frozen until now + freeze.

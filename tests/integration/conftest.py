@@ -85,9 +85,14 @@ class Guard:
         self.workdir = workdir
         self.app_id = f"tg-{uuid.uuid4().hex[:10]}"
         defaults = settings_mod.load()
-        topics = {name: f"{self.app_id}.{getattr(defaults.topics, name)}" for name in defaults.topics.__dataclass_fields__}
-        config = {"kafka": {"app_id": self.app_id, "broker": broker.address, "replication": broker.replication},
-                  "topics": topics, "carriers": {"file": str(settings_mod.DEFAULT_CONFIG.parent / "carriers.toml")}}
+        topics = {
+            name: f"{self.app_id}.{getattr(defaults.topics, name)}" for name in defaults.topics.__dataclass_fields__
+        }
+        config = {
+            "kafka": {"app_id": self.app_id, "broker": broker.address, "replication": broker.replication},
+            "topics": topics,
+            "carriers": {"file": str(settings_mod.DEFAULT_CONFIG.parent / "carriers.toml")},
+        }
         for name, values in sections.items():
             config[name] = {**config.get(name, {}), **values}
         self.config_path = write_config(workdir / "trackguard.toml", config)
@@ -95,14 +100,22 @@ class Guard:
         ensure_topics(self.settings)
         self.publisher = Publisher(self.settings)
         self.collector = VerdictCollector(
-            self.settings, [*self.settings.topics.verdicts, self.settings.topics.command_results]).start()
+            self.settings, [*self.settings.topics.verdicts, self.settings.topics.command_results]
+        ).start()
         self.worker: WorkerProcess | None = None
         self.workers: list[WorkerProcess] = []
 
-    def new_worker(self, data_dir: Path | None = None, env: dict[str, str] | None = None, name: str = "worker") -> WorkerProcess:
+    def new_worker(
+        self, data_dir: Path | None = None, env: dict[str, str] | None = None, name: str = "worker"
+    ) -> WorkerProcess:
         """A worker of this guard's app (same settings file), started."""
-        worker = WorkerProcess(self.broker.address, data_dir or self.workdir / "data", self.workdir / f"{name}.log",
-                               env=env, config=str(self.config_path)).start()
+        worker = WorkerProcess(
+            self.broker.address,
+            data_dir or self.workdir / "data",
+            self.workdir / f"{name}.log",
+            env=env,
+            config=str(self.config_path),
+        ).start()
         self.workers.append(worker)
         return worker
 
@@ -110,14 +123,21 @@ class Guard:
         self.worker = self.new_worker(data_dir, env)
         return self.worker
 
-    def submit(self, *, key: bytes | None = None, ts_ms: int | None = None, raw: bytes | None = None,
-               **fields) -> str:
+    def submit(self, *, key: bytes | None = None, ts_ms: int | None = None, raw: bytes | None = None, **fields) -> str:
         if raw is not None:
             self.publisher.send(raw, key=key, timestamp_ms=ts_ms)
             self.publisher.flush()
             return ""
-        event = {"event_id": f"t-{uuid.uuid4().hex[:12]}", "license_id": "L1", "store_id": "S1", "order_id": "O1",
-                 "carrier_code": "CHINAPOST", "shipped_at": "2026-11-20T08:00:00+08:00", "source": "api", **fields}
+        event = {
+            "event_id": f"t-{uuid.uuid4().hex[:12]}",
+            "license_id": "L1",
+            "store_id": "S1",
+            "order_id": "O1",
+            "carrier_code": "CHINAPOST",
+            "shipped_at": "2026-11-20T08:00:00+08:00",
+            "source": "api",
+            **fields,
+        }
         self.publisher.send(event, key=key, timestamp_ms=ts_ms)
         self.publisher.flush()
         return event["event_id"]

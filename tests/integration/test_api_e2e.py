@@ -108,8 +108,13 @@ def test_commands_over_http_reservation_expiry_and_appeal(cluster):
     assert (v["verdict"], v["reason"]) == ("accepted", "FIRST_USE")
 
     assert guard.verdict(guard.submit(tracking_no=number))["reason"] == "USED_BY_OTHER_LICENSE"
-    appeal = {"tracking_no": number, "evidence_sha256": SHA, "evidence_ref": "t-1", "decided_by": "ops",
-              "decision": "approved"}
+    appeal = {
+        "tracking_no": number,
+        "evidence_sha256": SHA,
+        "evidence_ref": "t-1",
+        "decided_by": "ops",
+        "decision": "approved",
+    }
     status, _, body = call(asking, "POST", "/commands/appeal", ADMIN, body={**appeal, "license_id": "L1"})
     assert status == 200 and json.loads(body)["ok"], body
     d = json.loads(call(asking, "GET", f"/tracking/{number}")[2])
@@ -142,8 +147,13 @@ def test_tokens_and_bad_requests(cluster):
     assert call(ports[0], "POST", "/commands/reserve", raw=b"x" * 300_000)[0] == 413
     assert call(ports[0], "POST", "/commands/reserve", body={"tracking_no": 5})[0] == 400
     assert call(ports[0], "POST", "/commands/steal", body={})[0] == 404
-    status, _, body = call(ports[0], "POST", "/commands/release", TOKENS["L2"],
-                           body={"tracking_no": "RR123456785CN", "order_id": "O1", "license_id": "L1"})
+    status, _, body = call(
+        ports[0],
+        "POST",
+        "/commands/release",
+        TOKENS["L2"],
+        body={"tracking_no": "RR123456785CN", "order_id": "O1", "license_id": "L1"},
+    )
     assert status == 403
 
 
@@ -152,8 +162,14 @@ def test_openapi_document_lists_the_routes_served(cluster):
     status, _, body = call(ports[0], "GET", "/openapi.json", token=None)
     paths = json.loads(body)["paths"]
     assert status == 200
-    assert set(paths) == {"/tracking/{no}", "/tracking/check", "/licenses/{license_id}/used",
-                          "/commands/reserve", "/commands/release", "/commands/appeal"}
+    assert set(paths) == {
+        "/tracking/{no}",
+        "/tracking/check",
+        "/licenses/{license_id}/used",
+        "/commands/reserve",
+        "/commands/release",
+        "/commands/appeal",
+    }
 
 
 def test_cli_talks_to_the_api(cluster, capsys, tmp_path):
@@ -162,8 +178,25 @@ def test_cli_talks_to_the_api(cluster, capsys, tmp_path):
     guard, ports = cluster
     number = fresh_s10()
     url = ["--url", f"http://127.0.0.1:{ports[0]}", "--token", TOKENS["L1"]]
-    assert main(["reserve", *url, "--tracking-no", number, "--store-id", "S1", "--order-id", "O1",
-                 "--carrier-code", "china post", "--ttl-s", "600"]) == 0
+    assert (
+        main(
+            [
+                "reserve",
+                *url,
+                "--tracking-no",
+                number,
+                "--store-id",
+                "S1",
+                "--order-id",
+                "O1",
+                "--carrier-code",
+                "china post",
+                "--ttl-s",
+                "600",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["diagnose", *url, number]) == 0
     diagnosis = json.loads(capsys.readouterr().out)

@@ -47,8 +47,7 @@ def produce(address: str, topic: str, values: list[str], on_half: Callable[[], N
         if err is not None:
             errors.append(err)
 
-    producer = Producer({"bootstrap.servers": address, "acks": "all", "enable.idempotence": True,
-                         "linger.ms": 5})
+    producer = Producer({"bootstrap.servers": address, "acks": "all", "enable.idempotence": True, "linger.ms": 5})
     for n, value in enumerate(values):
         if n == len(values) // 2 and on_half:
             on_half()
@@ -61,8 +60,9 @@ def produce(address: str, topic: str, values: list[str], on_half: Callable[[], N
 def read_all(address: str, topic: str, expect: int, timeout: float = 60.0) -> list[str]:
     """Every record of `topic` from the beginning, read until `expect` came and 2 s passed quietly
     (so duplicates past the count would show too)."""
-    consumer = Consumer({"bootstrap.servers": address, "group.id": f"read-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {"bootstrap.servers": address, "group.id": f"read-{uuid.uuid4().hex}", "enable.auto.commit": False}
+    )
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
     values: list[str] = []
@@ -128,8 +128,14 @@ def test_single_node_starts_serves_a_group_and_stops_every_jvm(tmp_path) -> None
         create_topic(single.address, "one", 1, 1)
         produce(single.address, "one", ["hello"])
         # a group consumer needs __consumer_offsets, replication factor 1 on one node
-        consumer = Consumer({"bootstrap.servers": single.address, "group.id": "g1",
-                             "auto.offset.reset": "earliest", "session.timeout.ms": 6000})
+        consumer = Consumer(
+            {
+                "bootstrap.servers": single.address,
+                "group.id": "g1",
+                "auto.offset.reset": "earliest",
+                "session.timeout.ms": 6000,
+            }
+        )
         consumer.subscribe(["one"])
         msg = None
         deadline = time.monotonic() + 30

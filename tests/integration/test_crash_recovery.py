@@ -45,9 +45,17 @@ def test_kill_during_a_burst_loses_no_event_and_binds_no_number_twice(broker, tm
             ids = []
             for n in numbers:
                 ids.append(f"burst-{order}-{n}")
-                guard.publisher.send({"event_id": ids[-1], "license_id": "L1", "store_id": "S1", "order_id": order,
-                                      "carrier_code": "CHINAPOST", "tracking_no": n,
-                                      "shipped_at": "2026-11-20T08:00:00+08:00"})
+                guard.publisher.send(
+                    {
+                        "event_id": ids[-1],
+                        "license_id": "L1",
+                        "store_id": "S1",
+                        "order_id": order,
+                        "carrier_code": "CHINAPOST",
+                        "tracking_no": n,
+                        "shipped_at": "2026-11-20T08:00:00+08:00",
+                    }
+                )
             guard.publisher.flush()
             return ids
 
@@ -59,8 +67,9 @@ def test_kill_during_a_burst_loses_no_event_and_binds_no_number_twice(broker, tm
         shutil.rmtree(tmp_path / "data")
         guard.start_worker()
         ids = first + second
-        assert guard.collector.wait_for(lambda c: all(e in c.by_event for e in ids), timeout=120), \
+        assert guard.collector.wait_for(lambda c: all(e in c.by_event for e in ids), timeout=120), (
             f"missing verdicts: {[e for e in ids if e not in guard.collector.by_event][:5]}"
+        )
 
         # O1 came first on every number's partition, so O1 wins everywhere and every O2 is a duplicate,
         # which needs the whole state restored from the changelog.
@@ -70,7 +79,9 @@ def test_kill_during_a_burst_loses_no_event_and_binds_no_number_twice(broker, tm
                 winners[v["tracking_no"]].add(v["order_id"])
         assert winners == {n: {"O1"} for n in numbers}
         for e in second:
-            assert {(v["verdict"], v["reason"]) for v in guard.collector.by_event[e]} == {("duplicate", "USED_BY_LICENSE")}
+            assert {(v["verdict"], v["reason"]) for v in guard.collector.by_event[e]} == {
+                ("duplicate", "USED_BY_LICENSE")
+            }
         print(f"decided before the kill: {decided_before_kill} of {len(first)}")
         from streams.audit import audit
 

@@ -37,8 +37,15 @@ def guard(cluster, tmp_path):
 
 
 def event(number: str, order: str) -> dict:
-    return {"event_id": f"{order}-{number}", "license_id": "L1", "store_id": "S1", "order_id": order,
-            "carrier_code": "CHINAPOST", "tracking_no": number, "shipped_at": "2026-11-20T08:00:00+08:00"}
+    return {
+        "event_id": f"{order}-{number}",
+        "license_id": "L1",
+        "store_id": "S1",
+        "order_id": order,
+        "carrier_code": "CHINAPOST",
+        "tracking_no": number,
+        "shipped_at": "2026-11-20T08:00:00+08:00",
+    }
 
 
 def publish(guard: Guard, numbers: list[str], order: str, per_s: float | None = None) -> list[str]:
@@ -55,8 +62,9 @@ def publish(guard: Guard, numbers: list[str], order: str, per_s: float | None = 
 
 
 def assert_first_order_wins_everywhere(guard: Guard, numbers: list[str], ids: list[str]) -> None:
-    assert guard.collector.wait_for(lambda c: all(e in c.by_event for e in ids), timeout=180), \
+    assert guard.collector.wait_for(lambda c: all(e in c.by_event for e in ids), timeout=180), (
         f"missing verdicts: {[e for e in ids if e not in guard.collector.by_event][:5]}"
+    )
     winners = defaultdict(set)
     for v in guard.collector.verdicts:
         if v["verdict"] == "accepted" and not v["replay"]:
@@ -128,8 +136,11 @@ def test_a_verdict_the_broker_refuses_is_dead_lettered_and_the_worker_goes_on(cl
     """The accepted topic takes records of at most 1,000 bytes: one long-fielded verdict is refused
     by the broker (asynchronously, in a delivery report) and dead-lettered in its place."""
     admin = AdminClient({"bootstrap.servers": cluster.address})
-    resource = ConfigResource(ConfigResource.Type.TOPIC, guard.settings.topics.accepted, incremental_configs=[
-        ConfigEntry("max.message.bytes", "1000", incremental_operation=AlterConfigOpType.SET)])
+    resource = ConfigResource(
+        ConfigResource.Type.TOPIC,
+        guard.settings.topics.accepted,
+        incremental_configs=[ConfigEntry("max.message.bytes", "1000", incremental_operation=AlterConfigOpType.SET)],
+    )
     for future in admin.incremental_alter_configs([resource]).values():
         future.result(30)
     worker = guard.start_worker()
@@ -138,8 +149,8 @@ def test_a_verdict_the_broker_refuses_is_dead_lettered_and_the_worker_goes_on(cl
     # ~1,030 bytes of verdict (every field at its 128-character limit) plus the batch's own overhead
     big = guard.submit(tracking_no=fresh_s10(), event_id="big-" + "E" * 124, store_id="S" * 128, order_id="O" * 128)
     assert guard.collector.wait_for(
-        lambda c: any(v.get("reason") == "PRODUCE_FAILED:MSG_SIZE_TOO_LARGE" for v in c.verdicts), 60), \
-        guard.worker.log_text()[-3000:]
+        lambda c: any(v.get("reason") == "PRODUCE_FAILED:MSG_SIZE_TOO_LARGE" for v in c.verdicts), 60
+    ), guard.worker.log_text()[-3000:]
     (dead,) = [v for v in guard.collector.verdicts if v.get("reason", "").startswith("PRODUCE_FAILED")]
     assert guard.settings.topics.accepted in dead["error"] and big.encode() in base64.b64decode(dead["raw"])
     after = guard.submit(tracking_no=fresh_s10())

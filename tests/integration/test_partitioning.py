@@ -20,7 +20,11 @@ def test_confluent_murmur2_partitioner_matches_partition_for(broker):
     placed = {}
     keys = [f"RR{i:08d}5CN".encode() for i in range(300)]
     for key in keys:
-        producer.produce(settings.topics.alerts, b"x", key,
-                         on_delivery=lambda err, msg: placed.__setitem__(msg.key(), msg.partition()))
+        producer.produce(
+            settings.topics.alerts,
+            b"x",
+            key,
+            on_delivery=lambda err, msg: placed.__setitem__(msg.key(), msg.partition()),
+        )
     assert producer.flush(30) == 0
     assert placed == {k: partition_for(k, settings.partitions) for k in keys}

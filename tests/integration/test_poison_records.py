@@ -22,8 +22,16 @@ FAULTS = Path(__file__).parent / "faults"
 
 
 def event(number: str, **fields) -> dict:
-    return {"event_id": f"poison-{number}", "license_id": "L1", "store_id": "S1", "order_id": "O1",
-            "carrier_code": "CHINAPOST", "tracking_no": number, "shipped_at": "2026-11-20T08:00:00+08:00", **fields}
+    return {
+        "event_id": f"poison-{number}",
+        "license_id": "L1",
+        "store_id": "S1",
+        "order_id": "O1",
+        "carrier_code": "CHINAPOST",
+        "tracking_no": number,
+        "shipped_at": "2026-11-20T08:00:00+08:00",
+        **fields,
+    }
 
 
 def padded(size: int, fill: str) -> bytes:
@@ -40,8 +48,14 @@ class BigPublisher:
 
     def __init__(self, guard: Guard) -> None:
         self.topic = guard.settings.topics.submitted
-        self.producer = Producer({"bootstrap.servers": guard.settings.broker, "message.max.bytes": 1_040_000,
-                                  "enable.idempotence": True, "linger.ms": 5})
+        self.producer = Producer(
+            {
+                "bootstrap.servers": guard.settings.broker,
+                "message.max.bytes": 1_040_000,
+                "enable.idempotence": True,
+                "linger.ms": 5,
+            }
+        )
         self.offsets: dict[bytes, tuple[int, int]] = {}
 
     def send(self, raw: bytes, key: bytes) -> None:
@@ -57,8 +71,11 @@ class BigPublisher:
 
 def dead_letters_for(guard: Guard, partition: int, offset: int) -> list[dict]:
     topic = guard.settings.topics.submitted
-    return [v for v in guard.collector.verdicts if v["verdict"] == "invalid"
-            and v.get("source") == {"topic": topic, "partition": partition, "offset": offset}]
+    return [
+        v
+        for v in guard.collector.verdicts
+        if v["verdict"] == "invalid" and v.get("source") == {"topic": topic, "partition": partition, "offset": offset}
+    ]
 
 
 def test_payloads_up_to_past_the_producer_limit_each_get_one_compact_dead_letter(broker, tmp_path):
@@ -111,7 +128,11 @@ def test_oversize_fields_are_named_and_not_echoed(broker, tmp_path):
             dead = guard.verdict(ids[name]) if reason != "TOO_LARGE" else None
             if dead is None:  # too large to be read: found by its source record instead
                 assert guard.collector.wait_for(
-                    lambda c: any(v.get("reason") == "TOO_LARGE" and v.get("raw_length", 0) > 20_000 for v in c.verdicts), 30)
+                    lambda c: any(
+                        v.get("reason") == "TOO_LARGE" and v.get("raw_length", 0) > 20_000 for v in c.verdicts
+                    ),
+                    30,
+                )
                 dead = next(v for v in guard.collector.verdicts if v.get("reason") == "TOO_LARGE")
             assert dead["reason"] == reason
             assert dead.get(name) is None  # never echoed beyond its limit
@@ -164,7 +185,8 @@ def test_a_record_the_producer_refuses_is_dead_lettered_and_the_worker_restarts_
         after = guard.submit(tracking_no=fresh_s10())
         assert guard.verdict(after)["reason"] == "FIRST_USE"
         assert guard.collector.wait_for(
-            lambda c: any(v.get("reason") == "PRODUCE_FAILED:MSG_SIZE_TOO_LARGE" for v in c.verdicts), 30)
+            lambda c: any(v.get("reason") == "PRODUCE_FAILED:MSG_SIZE_TOO_LARGE" for v in c.verdicts), 30
+        )
         (dead,) = [v for v in guard.collector.verdicts if v.get("reason", "").startswith("PRODUCE_FAILED")]
         partition, offset = big.offsets[raw]
         assert dead["source"] == {"topic": guard.settings.topics.submitted, "partition": partition, "offset": offset}

@@ -40,8 +40,7 @@ def test_rule7_first_use_is_accepted_on_the_accepted_topic(guard):
 def test_rule1_invalid_events_land_on_the_dead_letter_topic_with_their_raw_bytes(guard):
     raw = b'{"event_id": "broken-' + fresh_s10().encode() + b'", "license_id": '
     guard.submit(raw=raw, key=b"store-7")
-    v = guard.collector.wait_for(
-        lambda c: any(x.get("raw") == base64.b64encode(raw).decode() for x in c.verdicts), 30)
+    v = guard.collector.wait_for(lambda c: any(x.get("raw") == base64.b64encode(raw).decode() for x in c.verdicts), 30)
     assert v, "malformed event never reached the dead-letter topic"
     dead = next(x for x in guard.collector.verdicts if x.get("raw") == base64.b64encode(raw).decode())
     assert (dead["verdict"], dead["code"], dead["reason"]) == ("invalid", "INVALID_EVENT", "MALFORMED_JSON")
@@ -97,12 +96,15 @@ def test_rule5_blacklisted_once_the_freeze_is_over_and_now_is_the_kafka_timestam
     assert (v["verdict"], v["code"], v["reason"]) == ("duplicate", "TRACKING_DUPLICATE", "BLACKLISTED")
 
 
-@pytest.mark.parametrize("change, reason", [
-    ({"carrier_code": "cainiao"}, "CARRIER_MISMATCH"),
-    ({"license_id": "L2", "store_id": "S9", "order_id": "O9"}, "USED_BY_OTHER_LICENSE"),
-    ({"order_id": "O2"}, "USED_BY_LICENSE"),
-    ({"shipped_at": "2026-11-20T07:00:00+08:00"}, "TIMESTAMP_REGRESSION"),
-])
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        ({"carrier_code": "cainiao"}, "CARRIER_MISMATCH"),
+        ({"license_id": "L2", "store_id": "S9", "order_id": "O9"}, "USED_BY_OTHER_LICENSE"),
+        ({"order_id": "O2"}, "USED_BY_LICENSE"),
+        ({"shipped_at": "2026-11-20T07:00:00+08:00"}, "TIMESTAMP_REGRESSION"),
+    ],
+)
 def test_rule8_bound_to_something_else(guard, change, reason):
     number = fresh_s10()
     guard.verdict(guard.submit(tracking_no=number))
