@@ -81,6 +81,8 @@ SCENARIOS = [
     Scenario("limit", "limit", "number"),
     Scenario("quix-number", "quix", "number"),
     Scenario("quix-store", "quix", "store"),
+    Scenario("kstreams-number", "kstreams", "number"),  # Kafka only (--broker kafka)
+    Scenario("kstreams-store", "kstreams", "store"),
     Scenario("tg1-number", "trackguard", "number", 1),
     Scenario("tg1-store", "trackguard", "store", 1),
     Scenario("tg2-number", "trackguard", "number", 2),
@@ -255,6 +257,28 @@ def run_quix(run: Run, broker: BenchBroker) -> dict:
         reader.stop()
 
 
+def run_kstreams(run: Run, broker: BenchBroker) -> dict:
+    """The same first-wins rule on Kafka Streams (bench/kstreams-peer: one stream thread,
+    RocksDB store with a changelog, at-least-once)."""
+    from kstreams_peer import KStreamsPeer
+
+    create_topics(broker.address, [INPUT, PEER_OUTPUT])
+    reader = Reader(broker.address, [PEER_OUTPUT]).start()
+    peer = KStreamsPeer(
+        broker.address,
+        INPUT,
+        PEER_OUTPUT,
+        run.work / "kstreams-state",
+        run.logs / "kstreams.log",
+        group_by=run.scenario.keying == "store",
+    )
+    try:
+        return measure(run, broker, reader, peer.start, peer.alive, lambda: [peer.process.pid], f"see {peer.log_path}")
+    finally:
+        peer.stop()
+        reader.stop()
+
+
 def run_trackguard(run: Run, broker: BenchBroker) -> dict:
     settings = run.settings(broker)
     ensure_topics(settings)  # the worker's own topic set, 8 partitions each
@@ -308,7 +332,7 @@ def one_generation(workers: list[WorkerProcess], timeout: float, calm_s: float =
     raise RuntimeError(f"workers not settled in one group generation: {last}")
 
 
-RUNNERS = {"limit": run_limit, "quix": run_quix, "trackguard": run_trackguard}
+RUNNERS = {"limit": run_limit, "quix": run_quix, "kstreams": run_kstreams, "trackguard": run_trackguard}
 
 
 # --- verdict agreement ----------------------------------------------------------------------------
@@ -450,8 +474,14 @@ def main() -> int:
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     scenarios = select(args.only)
+    if args.broker == "tansu":  # the Kafka Streams peer is measured on Kafka only
+        scenarios = [s for s in scenarios if s.kind != "kstreams"]
     if any(s.kind == "quix" for s in scenarios):
         ensure_quix_venv()
+    if any(s.kind == "kstreams" for s in scenarios):
+        from kstreams_peer import ensure_kstreams_peer
+
+        ensure_kstreams_peer()
     base = settings_mod.load()
     # A fixed end time (today, midnight UTC) with the fixed seed: the same events in every scenario.
     end_ms = int(time.time() // 86_400 * 86_400 * 1000)
@@ -514,9 +544,10 @@ def main() -> int:
 
     agreements = {}
     for keying in ("number", "store"):
-        tg, peer = last_values.get(f"tg1-{keying}"), last_values.get(f"quix-{keying}")
-        if tg is not None and peer is not None:
-            agreements[keying] = agreement(tg, peer, events)
+        for peer_name in ("quix", "kstreams"):
+            tg, peer = last_values.get(f"tg1-{keying}"), last_values.get(f"{peer_name}-{keying}")
+            if tg is not None and peer is not None:
+                agreements[f"{keying}, {peer_name}"] = agreement(tg, peer, events)
     verdict_mix = {}
     if "tg1-number" in last_values:
         verdict_mix = dict(
@@ -529,7 +560,7 @@ def main() -> int:
     print()
     print_table(results, len(events))
     for keying, a in agreements.items():
-        print(f"\nagreement, keyed by {keying}: {a['disagreements']} of {a['numbers']} numbers differ")
+        print(f"\nagreement with the peer, keyed by {keying}: {a['disagreements']} of {a['numbers']} numbers differ")
         for kind, count in a["kinds"]:
             print(f"  {count:>5}  {kind}")
 
