@@ -52,6 +52,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from .core.deadletters import Source, dead_letter_key, produce_failed
+from .core.state import StateVersionError
 from .processor import BatchResult, GuardProcessor, InRecord
 from .settings import Settings
 from .store import PartitionStore
@@ -436,6 +437,8 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:
         raise
     except FatalProducerError as exc:
         die("the broker stopped taking records; stopping so state and topics cannot drift", exc)
+    except StateVersionError as exc:
+        die("stopping rather than misread the stored state", exc)
     except SystemicFailure as exc:
         die("records are failing faster than bad input explains", exc)
     except Exception as exc:  # a bug, not bad input: bad input is a verdict, never an exception

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from .core import state as state_codec
 from .core.commands import CommandRejection, apply_command, parse_command, rejection_result
 from .core.deadletters import Source, dead_letter_key, describe, internal_error, invalid_verdict
 from .core.events import Rejection, parse_submission
 from .core.rules import State, decide
+from .core.state import StateVersionError
 from .partitioning import partition_for
 from .settings import Settings
 
@@ -78,7 +80,7 @@ class GuardProcessor:
             if slot in touched:
                 return touched[slot]
             raw_state = read_state(*slot)
-            return orjson.loads(raw_state) if raw_state is not None else None
+            return state_codec.decode(raw_state) if raw_state is not None else None
 
         for rec in records:
             try:
@@ -86,6 +88,8 @@ class GuardProcessor:
                     self._command(rec, load, touched, dirty, result)
                 else:
                     self._submission(rec, load, touched, dirty, result)
+            except StateVersionError:
+                raise  # the whole worker's problem (a newer release wrote the state), not this record's
             except Exception as exc:  # noqa: BLE001 - a bug this record's content triggers
                 # That record's verdict, not the worker's death: its number's state is unchanged
                 # (the core is pure, `touched` is only set after it returns) and the batch goes on.
@@ -95,7 +99,9 @@ class GuardProcessor:
         # changed, e.g. an event-id replay), each once per batch with its last value.
         writes = result.state_writes
         for partition, key in dirty:
-            writes.setdefault(partition, {})[key] = orjson.dumps(touched[(partition, key)])
+            state = touched[(partition, key)]
+            assert state is not None  # dirty slots hold the state a decision returned
+            writes.setdefault(partition, {})[key] = state_codec.encode(state)
         return result
 
     def _submission(self, rec: InRecord, load: Callable, touched: dict, dirty: set, result: BatchResult) -> None:

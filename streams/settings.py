@@ -20,7 +20,7 @@ from typing import Any
 
 from .core.carriers import CarrierBook
 from .core.events import Limits
-from .core.rules import HOUR_MS, Policy
+from .core.rules import HOUR_MS, Policy, Verdict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "trackguard.toml"
@@ -188,7 +188,14 @@ class Topics:
     alerts: str
 
     def for_verdict(self, verdict: str) -> str:
-        return getattr(self, verdict)
+        """The topic of a verdict (core.rules.Verdict)."""
+        topics: dict[str, str] = {
+            Verdict.ACCEPTED: self.accepted,
+            Verdict.DUPLICATE: self.duplicate,
+            Verdict.FROZEN: self.frozen,
+            Verdict.INVALID: self.invalid,
+        }
+        return topics[verdict]  # a StrEnum member hashes as its string
 
     @property
     def verdicts(self) -> tuple[str, ...]:

@@ -24,6 +24,7 @@ import orjson
 from aiohttp import ClientError, ClientTimeout
 from yarl import URL
 
+from .core import state as state_codec
 from .core.commands import KINDS
 from .core.normalize import is_clean_tracking, normalize_tracking
 from .core.queries import diagnose, status, used_entry
@@ -87,7 +88,7 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, acces
 
     def read(key: bytes) -> State | None:
         raw = store.read(partition_for(key, settings.partitions), key)
-        return orjson.loads(raw) if raw is not None else None
+        return state_codec.decode(raw) if raw is not None else None
 
     async def forward(request: Any, url: URL, body: bytes | None = None, query: dict | None = None) -> Any:
         target = url.with_path(request.path).with_query(request.query if query is None else query)
@@ -248,7 +249,7 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, acces
                 number = key.decode()
                 if number <= after:
                     continue
-                row = used_entry(number, orjson.loads(raw), license_id)
+                row = used_entry(number, state_codec.decode(raw), license_id)
                 if row is not None:
                     rows.append(row)
         rows.sort(key=lambda r: r["tracking_no"])

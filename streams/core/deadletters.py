@@ -18,8 +18,8 @@ import orjson
 
 from .events import REQUIRED, Limits, Rejection
 from .normalize import format_ms
+from .rules import Verdict
 
-INVALID = "invalid"
 MAX_ERROR_CHARS = 300  # an exception's text or a client library's error: enough to act on
 MAX_KEY_BYTES = 512  # a longer raw key is replaced by its SHA-256 (hex) on the dead-letter topic
 
@@ -46,7 +46,7 @@ def dead_letter(
     out: dict[str, Any] = {name: fields.get(name) for name in REQUIRED}
     out.update(
         {
-            "verdict": INVALID,
+            "verdict": Verdict.INVALID,
             "code": "INVALID_EVENT",
             "reason": reason,
             "error": error[:MAX_ERROR_CHARS],

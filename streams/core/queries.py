@@ -6,29 +6,38 @@ revealed to a licence caller: no store, order or time, only that the number is u
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from .normalize import fingerprint, format_ms
-from .rules import OTHER_LICENSE, Binding, State
+from .rules import OTHER_LICENSE, Binding, State, Use
 
-AVAILABLE, BOUND, RESERVED, FROZEN, BLACKLISTED = "available", "bound", "reserved", "frozen", "blacklisted"
+
+class Status(StrEnum):
+    """A number's status for a licence (check before push): not a verdict."""
+
+    AVAILABLE = "available"
+    BOUND = "bound"
+    RESERVED = "reserved"
+    FROZEN = "frozen"
+    BLACKLISTED = "blacklisted"
 
 
 def status(state: State | None, license_id: str | None, now_ms: int) -> str:
     """check-before-push: what pushing this number now would meet, for this licence."""
     if not state:
-        return AVAILABLE
+        return Status.AVAILABLE
     if license_id is not None:
         if state.get("frozen", {}).get(license_id, 0) > now_ms:
-            return FROZEN
+            return Status.FROZEN
         if license_id in state.get("blacklist", ()):
-            return BLACKLISTED
+            return Status.BLACKLISTED
     if state.get("binding") is not None:
-        return BOUND
+        return Status.BOUND
     reservation = state.get("reservation")
     if reservation is not None and reservation["expires_ms"] > now_ms:
-        return RESERVED
-    return AVAILABLE
+        return Status.RESERVED
+    return Status.AVAILABLE
 
 
 def _binding_view(binding: Binding, license_id: str | None) -> Any:
@@ -76,14 +85,21 @@ def diagnose(number: str, state: State | None, license_id: str | None, now_ms: i
         if lic in frozen
     ]
     out["blacklisted_for"] = [lic for lic in visible if lic in blacklist]
-    uses = state.get("uses", [])
+    uses = [Use(*row) for row in state.get("uses", [])]
     out["uses"] = [
-        {"license_id": u[0], "store_id": u[1], "order_id": u[2], "at": format_ms(u[3]), "verdict": u[4], "reason": u[5]}
+        {
+            "license_id": u.license,
+            "store_id": u.store,
+            "order_id": u.order,
+            "at": format_ms(u.at_ms),
+            "verdict": u.verdict,
+            "reason": u.reason,
+        }
         for u in uses
-        if license_id is None or u[0] == license_id
+        if license_id is None or u.license == license_id
     ]
     if license_id is not None:
-        out["uses_by_other_licenses"] = sum(1 for u in uses if u[0] != license_id)
+        out["uses_by_other_licenses"] = sum(1 for u in uses if u.license != license_id)
     return out
 
 

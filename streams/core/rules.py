@@ -9,12 +9,22 @@ can skip the write and the changelog record.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from enum import StrEnum
+from typing import Any, NamedTuple, TypedDict
 
 from .events import Submission
 from .normalize import fingerprint, format_ms
 
-ACCEPTED, DUPLICATE, FROZEN, INVALID = "accepted", "duplicate", "frozen", "invalid"
+
+class Verdict(StrEnum):
+    """A verdict's name; each has its own topic (settings.Topics.for_verdict)."""
+
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    FROZEN = "frozen"
+    INVALID = "invalid"  # a dead letter (core.deadletters)
+
+
 OTHER_LICENSE = "other-license"
 HOUR_MS = 3_600_000
 
@@ -47,6 +57,29 @@ class Reservation(TypedDict):
     expires_ms: int
 
 
+class Judged(NamedTuple):
+    """What rule 2 remembers of an event id; stored as a JSON array in this field order."""
+
+    verdict: str
+    code: str
+    reason: str
+    frozen_until_ms: int | None
+    bound_to: Any
+    decided_ms: int
+    seq: int
+
+
+class Use(NamedTuple):
+    """One decision on a number, for the diagnosis; stored as a JSON array in this field order."""
+
+    license: str
+    store: str
+    order: str
+    at_ms: int
+    verdict: str
+    reason: str
+
+
 class State(TypedDict, total=False):
     """Everything known about one normalized tracking number."""
 
@@ -54,8 +87,8 @@ class State(TypedDict, total=False):
     reservation: Reservation  # a pre-assignment (reserve command), live while expires_ms > now
     frozen: dict[str, int]  # license -> frozen until (epoch ms)
     blacklist: list[str]  # licenses that had a duplicate on this number
-    judged: dict[str, list[Any]]  # event_id -> [verdict, code, reason, frozen_until_ms, bound_to, decided_ms, seq]
-    uses: list[list[Any]]  # [license, store, order, now_ms, verdict, reason], oldest first, bounded
+    judged: dict[str, list[Any]]  # event_id -> a Judged row, bounded (oldest dropped)
+    uses: list[list[Any]]  # Use rows, oldest first, bounded
     commands: dict[str, dict[str, Any]]  # command_id -> its result (core.commands), bounded like `judged`
     appeals: list[dict[str, Any]]  # appeals decided on this number, oldest first, bounded
     seq: int  # decisions (and commands) that changed this state so far
@@ -112,22 +145,24 @@ def _record(
     """
     state["seq"] = verdict["seq"] = state.get("seq", 0) + 1
     judged = dict(state.get("judged", {}))
-    judged[sub.event_id] = [
-        verdict["verdict"],
-        verdict["code"],
-        verdict["reason"],
-        frozen_until_ms,
-        verdict["bound_to"],
-        sub.now_ms,
-        verdict["seq"],
-    ]
+    judged[sub.event_id] = list(
+        Judged(
+            verdict["verdict"],
+            verdict["code"],
+            verdict["reason"],
+            frozen_until_ms,
+            verdict["bound_to"],
+            sub.now_ms,
+            verdict["seq"],
+        )
+    )
     while len(judged) > policy.max_judged:
         del judged[next(iter(judged))]  # dicts keep insertion order: drop the oldest
     state["judged"] = judged
     uses = state.get("uses", [])[-(policy.max_uses - 1) :] if policy.max_uses > 1 else []
     state["uses"] = [
         *uses,
-        [sub.license_id, sub.store_id, sub.order_id, sub.now_ms, verdict["verdict"], verdict["reason"]],
+        list(Use(sub.license_id, sub.store_id, sub.order_id, sub.now_ms, verdict["verdict"], verdict["reason"])),
     ]
 
 
@@ -141,7 +176,7 @@ def _duplicate(state: State, sub: Submission, reason: str, policy: Policy) -> tu
         new["blacklist"] = [*blacklist, sub.license_id]
     verdict = _verdict(
         sub,
-        DUPLICATE,
+        Verdict.DUPLICATE,
         "TRACKING_DUPLICATE",
         reason,
         frozen_until_ms=until,
@@ -158,20 +193,20 @@ def decide(state: State | None, sub: Submission, policy: Policy) -> tuple[dict[s
     binding = state.get("binding")
 
     # 2. An event id already judged for this number: the same verdict again, nothing changes.
-    judged = state.get("judged", {}).get(sub.event_id)
-    if judged is not None:
-        verdict, code, reason, frozen_until_ms, bound_to, decided_ms, seq = judged
+    row = state.get("judged", {}).get(sub.event_id)
+    if row is not None:
+        seen = Judged(*row)
         again = _verdict(
             sub,
-            verdict,
-            code,
-            reason,
+            seen.verdict,
+            seen.code,
+            seen.reason,
             replay=True,
-            frozen_until_ms=frozen_until_ms,
-            bound_to=bound_to,
-            decided_ms=decided_ms,
+            frozen_until_ms=seen.frozen_until_ms,
+            bound_to=seen.bound_to,
+            decided_ms=seen.decided_ms,
         )
-        again["seq"] = seq  # the original decision's place in the number's history
+        again["seq"] = seen.seq  # the original decision's place in the number's history
         return again, state
 
     # 3. The binder's own order re-pushing (same carrier, same or later ship time): never a duplicate.
@@ -187,7 +222,12 @@ def decide(state: State | None, sub: Submission, policy: Policy) -> tuple[dict[s
             # The watermark moves forward so that a later push can never go back behind it.
             new["binding"] = {**binding, "shipped_ms": sub.shipped_ms}
         verdict = _verdict(
-            sub, ACCEPTED, "ACCEPTED", "SAME_ORDER_REPUSH", replay=True, bound_to=_bound_to(binding, sub.license_id)
+            sub,
+            Verdict.ACCEPTED,
+            "ACCEPTED",
+            "SAME_ORDER_REPUSH",
+            replay=True,
+            bound_to=_bound_to(binding, sub.license_id),
         )
         _record(new, sub, verdict, policy, None)
         return verdict, new
@@ -198,7 +238,7 @@ def decide(state: State | None, sub: Submission, policy: Policy) -> tuple[dict[s
         new = dict(state)  # type: ignore[assignment]
         verdict = _verdict(
             sub,
-            FROZEN,
+            Verdict.FROZEN,
             "TRACKING_FROZEN",
             "FROZEN_AFTER_DUPLICATE",
             frozen_until_ms=frozen_until,
@@ -232,7 +272,7 @@ def decide(state: State | None, sub: Submission, policy: Policy) -> tuple[dict[s
         new.pop("reservation", None)  # a reservation ends when its holder uses the number (or expired)
         verdict = _verdict(
             sub,
-            ACCEPTED,
+            Verdict.ACCEPTED,
             "ACCEPTED",
             "RESERVED_NUMBER_USED" if live_reservation is not None else "FIRST_USE",
             bound_to={"store_id": sub.store_id, "order_id": sub.order_id},

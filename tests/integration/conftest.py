@@ -155,6 +155,19 @@ class Guard:
             log = self.worker.log_text()[-3000:] if self.worker else ""
             raise AssertionError(f"no verdict for {event_id}; worker log tail:\n{log}") from None
 
+    def contract_violations(self) -> list[str]:
+        """Every record read back, checked against its topic's schema in docs/contract."""
+        from ..contract import schema_for_topic, violations
+
+        schemas = schema_for_topic(self.settings)
+        with self.collector._cond:
+            records = list(self.collector.verdicts)
+        found = []
+        for record in records:
+            body = {k: v for k, v in record.items() if not k.startswith("_")}  # the collector's own notes
+            found += [f"{record['_topic']}: {v}" for v in violations(schemas[record["_topic"]], body)]
+        return found
+
     def close(self) -> None:
         self.collector.stop()
         for worker in self.workers:

@@ -89,3 +89,9 @@ def test_invalid_command_gets_a_clear_error(guard):
     cid = guard.command("release", tracking_no=fresh_s10())  # no order_id
     r = guard.verdict(cid)
     assert (r["ok"], r["error"]) == (False, "INVALID_COMMAND:order_id")
+
+
+def test_zz_every_record_this_module_read_fits_the_contract(guard):
+    """Runs last in this module: verdicts and command results as the worker wrote them."""
+    assert any(v["_topic"] == guard.settings.topics.command_results for v in guard.collector.verdicts)
+    assert guard.contract_violations() == []

@@ -72,10 +72,16 @@ def test_kill_during_a_burst_loses_no_event_and_binds_no_number_twice(broker, tm
         )
 
         # O1 came first on every number's partition, so O1 wins everywhere and every O2 is a duplicate,
-        # which needs the whole state restored from the changelog.
+        # which needs the whole state restored from the changelog. At-least-once: an O1 decision
+        # whose changelog reached the broker before the kill but whose verdict did not comes out
+        # after the restart as an event-id replay (replay: true) of that FIRST_USE; seen on Kafka
+        # for 359 of 3,000 numbers in one run. Never a different decision.
+        first_seen_as_replay = sum(1 for e in first if guard.collector.by_event[e][0]["replay"])
+        replayed = sum(1 for e in first if len(guard.collector.by_event[e]) > 1)
+        print(f"O1 events seen again after the kill: {replayed}; first seen as a replay: {first_seen_as_replay}")
         winners = defaultdict(set)
         for v in guard.collector.verdicts:
-            if v["verdict"] == "accepted" and not v["replay"]:
+            if v["verdict"] == "accepted" and v["reason"] == "FIRST_USE":  # a binding, or its replay (below)
                 winners[v["tracking_no"]].add(v["order_id"])
         assert winners == {n: {"O1"} for n in numbers}
         for e in second:

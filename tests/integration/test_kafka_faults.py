@@ -70,7 +70,7 @@ def assert_first_order_wins_everywhere(guard: Guard, numbers: list[str], ids: li
     )
     winners = defaultdict(set)
     for v in guard.collector.verdicts:
-        if v["verdict"] == "accepted" and not v["replay"]:
+        if v["verdict"] == "accepted" and v["reason"] == "FIRST_USE":  # a binding, or its replay (below)
             winners[v["tracking_no"]].add(v["order_id"])
     assert {n: winners[n] for n in numbers} == {n: {"O1"} for n in numbers}  # nothing lost or accepted twice
     assert all(len(orders) == 1 for orders in winners.values())

@@ -166,3 +166,4 @@ def test_zz_the_auditor_agrees_with_everything_this_module_did(guard):
     report = audit(guard.settings, idle_s=2.0)
     assert report.ok, report.render()
     assert report.counts["replayed_against_core"] >= 20
+    assert len(guard.collector.verdicts) >= 20 and guard.contract_violations() == []

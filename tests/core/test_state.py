@@ -1,0 +1,67 @@
+"""The stored state: versioned, upgraded from the format before versions, never misread."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from streams import settings as settings_mod
+from streams.core import state as codec
+from streams.core.events import Submission
+from streams.core.rules import Judged, Policy, Use, decide
+from streams.partitioning import partition_for
+from streams.processor import GuardProcessor, InRecord
+
+NOW = 1_790_000_000_000
+# A state exactly as the worker stored it before versions (issue 15): positional rows, no "v".
+V1 = (
+    b'{"binding":{"license":"L1","store":"S1","order":"O1","carrier":"CHINAPOST","shipped_ms":1790000000000},'
+    b'"judged":{"e1":["accepted","ACCEPTED","FIRST_USE",null,{"store_id":"S1","order_id":"O1"},1790000000000,1],'
+    b'"e2":["duplicate","TRACKING_DUPLICATE","USED_BY_LICENSE",1790259200000,{"store_id":"S1","order_id":"O1"},'
+    b'1790000000000,2]},"uses":[["L1","S1","O1",1790000000000,"accepted","FIRST_USE"],'
+    b'["L1","S1","O2",1790000000000,"duplicate","USED_BY_LICENSE"]],"frozen":{"L1":1790259200000},'
+    b'"blacklist":["L1"],"seq":2}'
+)
+
+
+def sub(event_id: str, order: str = "O1") -> Submission:
+    return Submission(event_id, "L1", "S1", order, "CHINAPOST", "RR123456785CN", NOW, "api", NOW + 1000)
+
+
+def test_a_state_from_before_versions_is_read_and_decides_as_before():
+    state = codec.decode(V1)
+    assert Judged(*state["judged"]["e2"]).reason == "USED_BY_LICENSE"
+    assert Use(*state["uses"][1]).order == "O2"
+    again, same = decide(state, sub("e2", "O2"), Policy())
+    assert (again["verdict"], again["reason"], again["replay"], again["seq"]) == (
+        "duplicate",
+        "USED_BY_LICENSE",
+        True,
+        2,
+    )
+    frozen, new = decide(state, sub("e3", "O3"), Policy())
+    assert (frozen["verdict"], frozen["reason"], new["seq"]) == ("frozen", "FROZEN_AFTER_DUPLICATE", 3)
+    stored = orjson.loads(codec.encode(new))
+    assert stored["v"] == codec.STATE_VERSION and codec.decode(codec.encode(new)) == new
+
+
+def test_a_newer_version_is_an_error_for_the_worker_not_a_record():
+    raw = orjson.dumps({"v": codec.STATE_VERSION + 1, "seq": 1})
+    with pytest.raises(codec.StateVersionError, match="version 3"):
+        codec.decode(raw)
+    settings = settings_mod.load()
+    p = partition_for(b"RR123456785CN", settings.partitions)
+    event = orjson.dumps(
+        {
+            "event_id": "e9",
+            "license_id": "L1",
+            "store_id": "S1",
+            "order_id": "O1",
+            "carrier_code": "CHINAPOST",
+            "tracking_no": "RR123456785CN",
+            "shipped_at": "2026-11-20T08:00:00Z",
+        }
+    )
+    record = InRecord(settings.topics.submitted, p, 0, b"RR123456785CN", event, NOW)
+    with pytest.raises(codec.StateVersionError):  # not swallowed as one record's INTERNAL_ERROR
+        GuardProcessor(settings).process([record], lambda _p, _k: raw)
