@@ -15,7 +15,7 @@ import time
 import faust
 from confluent_kafka import KafkaException
 
-from . import web
+from . import api, web
 from .hotpath import HotPath, die, install
 from .kafka import high_watermark_lags
 from .settings import Settings
@@ -87,7 +87,7 @@ def create_app(settings: Settings) -> faust.App:
             die(f"a submission reached the Faust stream, so the hot path is not installed: {event.message.tp}")
 
     install(app, hot, set(hot_topics))
-    web.register(app, settings, hot, numbers, web.Access(settings.tokens, settings.admin_token))
+    web.register(app, settings, hot, numbers, api.Access(settings.tokens, settings.admin_token))
 
     unreachable_since: list[float] = []
 

@@ -223,7 +223,7 @@ class Settings:
     policy: Policy
     limits: Limits
     carriers: CarrierBook
-    tokens: dict[str, str]  # licence -> API token; held hashed by streams.web.Access
+    tokens: dict[str, str]  # licence -> API token; held hashed by streams.api.Access
     admin_token: str | None
 
     @property

@@ -169,6 +169,7 @@ def test_openapi_document_lists_the_routes_served(cluster):
         "/commands/reserve",
         "/commands/release",
         "/commands/appeal",
+        "/openapi.json",
     }
 
 

@@ -1,0 +1,323 @@
+"""The HTTP API's handlers and route declarations, apart from their wiring (streams/web.py).
+
+Each handler takes what it needs — the caller, the request's parts, and a `Backend` (state
+reads, the owner of a key's partition, the clock) — and returns a `Reply`, a `Forward` (the
+owning worker must answer) or a plan the wiring completes (fan-out to other workers). No Faust,
+no aiohttp: tests/test_api.py calls them with a backend of plain dicts. `ROUTES` declares every
+route once; the wiring registers them and `openapi()` documents them.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import io
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from .core.commands import KINDS
+from .core.events import Limits
+from .core.normalize import is_clean_tracking, normalize_tracking
+from .core.queries import diagnose, status
+from .core.rules import State
+
+MAX_CHECK = 1000
+MAX_BODY = 256 * 1024
+USED_COLUMNS = ["tracking_no", "carrier_code", "store_id", "order_id", "shipped_at", "fingerprint"]
+
+
+@dataclass(frozen=True)
+class Caller:
+    license_id: str | None  # None: the admin, who sees every licence
+
+    @property
+    def admin(self) -> bool:
+        return self.license_id is None
+
+
+class Access:
+    """Per-licence API tokens and an admin token, held as SHA-256 digests, compared in constant time."""
+
+    def __init__(self, tokens: dict[str, str], admin_token: str | None) -> None:
+        self._digests: list[tuple[bytes, str | None]] = [(_digest(t), lic) for lic, t in tokens.items() if t]
+        if admin_token:
+            self._digests.append((_digest(admin_token), None))
+
+    def caller(self, authorization: str | None) -> Caller | None:
+        if not authorization or not authorization.startswith("Bearer "):
+            return None
+        presented = _digest(authorization[7:].strip())
+        found: Caller | None = None
+        for digest, lic in self._digests:  # no early exit: the time does not depend on which matched
+            if hmac.compare_digest(digest, presented):
+                found = Caller(lic)
+        return found
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+class Backend(Protocol):
+    """What the handlers need of a worker."""
+
+    limits: Limits
+
+    def read(self, key: bytes) -> State | None: ...
+
+    def owner(self, key: bytes) -> Any | None:
+        """The URL of the worker that owns the key's partition; None when it is this one."""
+
+    def now_ms(self) -> int: ...
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any  # JSON-ready, or str for text/csv
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Forward:
+    """Ask the owning worker instead (with this body / query, or the request's own)."""
+
+    url: Any
+    body: bytes | None = None
+    query: dict[str, Any] | None = None
+
+
+def problem(status_code: int, message: str) -> Reply:
+    return Reply(status_code, {"error": message})
+
+
+def parse_body(raw: bytes) -> tuple[Any, Reply | None]:
+    """(body, None), or (None, a 4xx): never a 500 for what a client sends."""
+    if len(raw) > MAX_BODY:
+        return None, problem(413, f"body larger than {MAX_BODY} bytes")
+    try:
+        return orjson.loads(raw), None
+    except orjson.JSONDecodeError as exc:
+        return None, problem(400, f"body is not valid JSON: {exc}")
+
+
+def number_of(raw: Any, limits: Limits) -> str | None:
+    if not isinstance(raw, str):
+        return None
+    number = normalize_tracking(raw)
+    ok = number and len(number) <= limits.max_tracking_chars and is_clean_tracking(number)
+    return number if ok else None
+
+
+# --- handlers ---------------------------------------------------------------------------------
+
+
+def tracking(backend: Backend, caller: Caller, no: str, routed: bool) -> Reply | Forward:
+    """GET /tracking/{no}: the diagnosis, from the worker that owns the number."""
+    number = number_of(no, backend.limits)
+    if number is None:
+        return problem(400, "tracking number must hold letters and digits only")
+    key = number.encode()
+    url = None if routed else backend.owner(key)
+    if url is not None:
+        return Forward(url)
+    return Reply(200, diagnose(number, backend.read(key), caller.license_id, backend.now_ms()))
+
+
+@dataclass
+class CheckPlan:
+    """Statuses known here, and which numbers (by index) each other worker must answer."""
+
+    license_id: str | None
+    numbers: list[Any]
+    results: list[dict[str, Any] | None]
+    remote: dict[Any, list[int]]
+
+    def forward_body(self, indexes: list[int]) -> bytes:
+        return orjson.dumps({"tracking_numbers": [self.numbers[i] for i in indexes], "license_id": self.license_id})
+
+    def merge(self, indexes: list[int], answer: dict[str, Any]) -> None:
+        for i, result in zip(indexes, answer["results"]):
+            self.results[i] = result
+
+    def reply(self) -> Reply:
+        return Reply(200, {"license_id": self.license_id, "results": self.results})
+
+
+def check(backend: Backend, caller: Caller, body: Any, routed: bool) -> Reply | CheckPlan:
+    """POST /tracking/check: a status per number for the caller's licence, each from its owner."""
+    numbers = body.get("tracking_numbers") if isinstance(body, dict) else None
+    if not isinstance(numbers, list):
+        return problem(400, 'body must be {"tracking_numbers": [...]}')
+    if len(numbers) > MAX_CHECK:
+        return problem(413, f"at most {MAX_CHECK} numbers per check, got {len(numbers)}")
+    license_id = caller.license_id if caller.license_id else body.get("license_id")
+    plan = CheckPlan(license_id, numbers, [None] * len(numbers), {})
+    now = backend.now_ms()
+    for i, raw in enumerate(numbers):
+        number = number_of(raw, backend.limits)
+        if number is None:
+            plan.results[i] = {"tracking_no": raw, "status": "invalid"}
+            continue
+        url = None if routed else backend.owner(number.encode())
+        if url is None:
+            plan.results[i] = {"tracking_no": number, "status": status(backend.read(number.encode()), license_id, now)}
+        else:
+            plan.remote.setdefault(url, []).append(i)
+    return plan
+
+
+@dataclass(frozen=True)
+class UsedQuery:
+    license_id: str
+    after: str
+    limit: int
+    csv: bool
+
+
+def used_query(caller: Caller, license_id: str, query: dict[str, str]) -> Reply | UsedQuery:
+    """GET /licenses/{id}/used: who may ask, and the page asked for."""
+    if not caller.admin and caller.license_id != license_id:
+        return problem(403, "a licence token sees only its own licence")
+    try:
+        limit = min(max(int(query.get("limit", "500")), 1), 5000)
+    except ValueError:
+        return problem(400, "limit must be a whole number")
+    return UsedQuery(license_id, query.get("after", ""), limit, query.get("format") == "csv")
+
+
+def used_page(q: UsedQuery, rows: list[dict[str, Any]]) -> Reply:
+    """One page of the rows every worker found, in number order, as JSON or CSV."""
+    rows = sorted(rows, key=lambda r: r["tracking_no"])[: q.limit]
+    next_after = rows[-1]["tracking_no"] if len(rows) == q.limit else None
+    if q.csv:
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=USED_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+        return Reply(200, out.getvalue(), "text/csv", {"X-Next-After": next_after or ""})
+    return Reply(200, {"license_id": q.license_id, "items": rows, "next_after": next_after})
+
+
+@dataclass(frozen=True)
+class CommandRequest:
+    """A command to publish keyed by its number, once the owning worker has it."""
+
+    key: bytes
+    body: dict[str, Any]
+
+
+def command(backend: Backend, caller: Caller, kind: str, body: Any, routed: bool) -> Reply | Forward | CommandRequest:
+    """POST /commands/{kind}: a licence acts for itself; the owner of the number publishes it."""
+    if kind not in KINDS:
+        return problem(404, f"unknown command {kind!r}; one of {list(KINDS)}")
+    if not isinstance(body, dict):
+        return problem(400, "body must be a JSON object")
+    if not caller.admin:
+        if body.get("license_id", caller.license_id) != caller.license_id:
+            return problem(403, "a licence token acts only for its own licence")
+        body["license_id"] = caller.license_id
+    body["command"] = kind
+    body.setdefault("command_id", f"http-{uuid.uuid4().hex}")
+    number = number_of(body.get("tracking_no"), backend.limits)
+    if number is None:
+        return problem(400, "tracking_no is missing or not letters and digits")
+    key = number.encode()
+    url = None if routed else backend.owner(key)
+    if url is not None:
+        return Forward(url, orjson.dumps(body))
+    return CommandRequest(key, body)
+
+
+# --- the routes, declared once: wired by streams/web.py, documented by openapi() ----------------
+
+_AUTH = {"401": "missing or unknown token", "400": "bad request, with a message"}
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    summary: str
+    responses: dict[str, str]
+    body: bool = False
+    query: tuple[tuple[str, dict[str, Any]], ...] = ()
+    auth: bool = True
+
+    @property
+    def path_params(self) -> list[str]:
+        return [part[1:-1] for part in self.path.split("/") if part.startswith("{")]
+
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "get",
+        "/tracking/{no}",
+        "Diagnosis of a tracking number, as the caller may see it",
+        {"200": "diagnosis", **_AUTH},
+    ),
+    Route(
+        "post",
+        "/tracking/check",
+        "Check up to 1,000 numbers before pushing them",
+        {"200": "one status per number", "413": "more than 1,000 numbers", **_AUTH},
+        body=True,
+    ),
+    Route(
+        "get",
+        "/licenses/{license_id}/used",
+        "Numbers bound to the licence, with fingerprints (paged: after, limit; format=csv)",
+        {"200": "items and next_after", "403": "another licence", **_AUTH},
+        query=(
+            ("after", {"type": "string"}),
+            ("limit", {"type": "integer", "minimum": 1, "maximum": 5000}),
+            ("format", {"type": "string", "enum": ["json", "csv"]}),
+        ),
+    ),
+    *(
+        Route(
+            "post",
+            f"/commands/{kind}",
+            f"{kind} a tracking number; answers with the command's result",
+            {
+                "200": "ok",
+                "409": "refused, with an error code",
+                "403": "another licence",
+                "504": "no result in time",
+                **_AUTH,
+            },
+            body=True,
+        )
+        for kind in KINDS
+    ),
+    Route("get", "/openapi.json", "This document", {"200": "OpenAPI 3.0"}, auth=False),
+)
+
+
+def openapi() -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for r in ROUTES:
+        op: dict[str, Any] = {
+            "summary": r.summary,
+            "responses": {code: {"description": text} for code, text in r.responses.items()},
+        }
+        if r.auth:
+            op["security"] = [{"bearer": []}]
+        params = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in r.path_params]
+        params += [{"name": name, "in": "query", "schema": schema} for name, schema in r.query]
+        if params:
+            op["parameters"] = params
+        if r.body:
+            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+        paths.setdefault(r.path, {})[r.method] = op
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "trackguard", "version": "0.1.0"},
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "paths": paths,
+    }
