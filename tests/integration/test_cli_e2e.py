@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ..test_cli_errors import trackguard
+from ..test_cli import trackguard
 
 pytestmark = pytest.mark.broker
 
