@@ -187,15 +187,18 @@ class Topics:
     command_results: str
     alerts: str
 
-    def for_verdict(self, verdict: str) -> str:
-        """The topic of a verdict (core.rules.Verdict)."""
-        topics: dict[str, str] = {
+    def __post_init__(self) -> None:
+        by_verdict = {
             Verdict.ACCEPTED: self.accepted,
             Verdict.DUPLICATE: self.duplicate,
             Verdict.FROZEN: self.frozen,
             Verdict.INVALID: self.invalid,
         }
-        return topics[verdict]  # a StrEnum member hashes as its string
+        object.__setattr__(self, "_by_verdict", by_verdict)  # frozen: set once, looked up per verdict
+
+    def for_verdict(self, verdict: str) -> str:
+        """The topic of a verdict (core.rules.Verdict)."""
+        return self._by_verdict[verdict]  # type: ignore[attr-defined]
 
     @property
     def verdicts(self) -> tuple[str, ...]:

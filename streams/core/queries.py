@@ -6,21 +6,20 @@ revealed to a licence caller: no store, order or time, only that the number is u
 
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from .normalize import fingerprint, format_ms
 from .rules import OTHER_LICENSE, Binding, State, Use
 
 
-class Status(StrEnum):
+class Status:
     """A number's status for a licence (check before push): not a verdict."""
 
-    AVAILABLE = "available"
-    BOUND = "bound"
-    RESERVED = "reserved"
-    FROZEN = "frozen"
-    BLACKLISTED = "blacklisted"
+    AVAILABLE: Final = "available"
+    BOUND: Final = "bound"
+    RESERVED: Final = "reserved"
+    FROZEN: Final = "frozen"
+    BLACKLISTED: Final = "blacklisted"
 
 
 def status(state: State | None, license_id: str | None, now_ms: int) -> str:

@@ -65,3 +65,26 @@ def test_a_newer_version_is_an_error_for_the_worker_not_a_record():
     record = InRecord(settings.topics.submitted, p, 0, b"RR123456785CN", event, NOW)
     with pytest.raises(codec.StateVersionError):  # not swallowed as one record's INTERNAL_ERROR
         GuardProcessor(settings).process([record], lambda _p, _k: raw)
+
+
+def test_rows_are_written_in_the_field_order_they_are_read_by():
+    verdict, state = decide(None, sub("e1"), Policy())
+    row = Judged(*state["judged"]["e1"])
+    assert (row.verdict, row.code, row.reason, row.bound_to, row.decided_ms, row.seq, row.frozen_until_ms) == (
+        verdict["verdict"],
+        verdict["code"],
+        verdict["reason"],
+        verdict["bound_to"],
+        NOW + 1000,
+        1,
+        None,
+    )
+    use = Use(*state["uses"][-1])
+    assert (use.license, use.store, use.order, use.at_ms, use.verdict, use.reason) == (
+        "L1",
+        "S1",
+        "O1",
+        NOW + 1000,
+        "accepted",
+        "FIRST_USE",
+    )
