@@ -51,7 +51,9 @@ def _read(settings: Settings, topics: list[str], idle_s: float, max_s: float) ->
     return [m for m in read_topics(settings, topics, until_idle_s=idle_s, max_s=max_s) if not m.error()]
 
 
-def audit(settings: Settings, *, idle_s: float = 3.0, max_s: float = 600.0) -> AuditReport:
+def audit(settings: Settings, *, idle_s: float = 3.0, max_s: float = 600.0, exactly_once: bool = False) -> AuditReport:
+    """With `exactly_once`, every submission must have exactly as many answers as it was sent
+    (a verdict, or a dead letter, each once), not at least as many: for runs without a crash."""
     report = AuditReport()
     t = settings.topics
     submissions = _read(settings, [t.submitted], idle_s, max_s)
@@ -63,6 +65,7 @@ def audit(settings: Settings, *, idle_s: float = 3.0, max_s: float = 600.0) -> A
     by_event: dict[str, Submission] = {}
     expected_events: Counter = Counter()
     expected_dead: Counter = Counter()  # (partition, offset) of the submissions rule 1 rejects
+    event_at: dict[tuple[int, int], str] = {}  # (partition, offset) of each valid submission -> its event id
     for m in submissions:
         parsed = parse_submission(m.value(), m.timestamp()[1], settings.carriers, settings.limits)
         if isinstance(parsed, Rejection):
@@ -70,6 +73,7 @@ def audit(settings: Settings, *, idle_s: float = 3.0, max_s: float = 600.0) -> A
         else:
             by_event.setdefault(parsed.event_id, parsed)
             expected_events[parsed.event_id] += 1
+            event_at[(m.partition(), m.offset())] = parsed.event_id
     by_command: dict[str, Command] = {}
     for m in commands:
         command = parse_command(m.value(), m.timestamp()[1], settings.carriers, settings.limits)
@@ -91,7 +95,11 @@ def audit(settings: Settings, *, idle_s: float = 3.0, max_s: float = 600.0) -> A
         if out["verdict"] == "invalid":
             if out["reason"] == "INTERNAL_ERROR" or out["reason"].startswith("PRODUCE_FAILED:"):
                 report.counts[f"failed:{out['reason']}"] += 1
-                event_id = _event_id(out)
+                source = out.get("source") or {}
+                if source.get("topic") == t.submitted:  # found by where it was read, whatever its size
+                    event_id: str | None = event_at.get((source["partition"], source["offset"]))
+                else:
+                    event_id = _event_id(out)
                 if event_id is not None:
                     seen_events[event_id] += 1
             elif (out.get("source") or {}).get("topic") == t.submitted:
@@ -102,15 +110,18 @@ def audit(settings: Settings, *, idle_s: float = 3.0, max_s: float = 600.0) -> A
         if out["verdict"] == "accepted" and not out["replay"]:
             binders[out["tracking_no"]].add((out["license_id"], out["order_id"]))
 
-    # 1. Nothing lost.
+    # 1. Nothing lost (and, with exactly_once, nothing doubled).
     for event_id, n in expected_events.items():
-        if seen_events[event_id] < n:
-            report.violations.append(f"no verdict for event {event_id} ({seen_events[event_id]} of {n})")
+        if seen_events[event_id] < n or (exactly_once and seen_events[event_id] != n):
+            report.violations.append(f"event {event_id}: {seen_events[event_id]} verdicts for {n} submissions")
     for (partition, offset), n in expected_dead.items():
-        if seen_dead[(partition, offset)] < n:
+        if seen_dead[(partition, offset)] < n or (exactly_once and seen_dead[(partition, offset)] != n):
             report.violations.append(
-                f"invalid submission {t.submitted}[{partition}]@{offset} not on the dead-letter topic"
+                f"invalid submission {t.submitted}[{partition}]@{offset}: {seen_dead[(partition, offset)]} dead letters"
             )
+    if exactly_once:
+        for event_id in set(seen_events) - set(expected_events):
+            report.violations.append(f"verdicts for event {event_id}, which was never submitted as valid")
     # 2. One owner per number.
     for number, owners in binders.items():
         if len(owners) > 1:

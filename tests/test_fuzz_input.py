@@ -44,9 +44,15 @@ nasty_text = st.one_of(
 )
 
 
+KINDS = ("bytes", "wrong_type", "nasty_text", "missing", "deep", "nan", "not_object")
+# Invalid by construction, whatever hypothesis draws: the broker tests expect a dead letter for
+# each without asking the parser. ("nasty_text" may stay valid: full-width text is printable.)
+INVALID_KINDS = tuple(k for k in KINDS if k != "nasty_text")
+
+
 @st.composite
-def broken_events(draw) -> bytes:
-    kind = draw(st.sampled_from(["bytes", "wrong_type", "nasty_text", "missing", "deep", "nan", "not_object"]))
+def broken_events(draw, kinds: tuple[str, ...] = KINDS) -> bytes:
+    kind = draw(st.sampled_from(kinds))
     if kind == "bytes":
         return draw(st.binary(max_size=300))
     if kind == "not_object":

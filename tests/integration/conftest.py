@@ -142,6 +142,28 @@ class Guard:
         self.publisher.flush()
         return event["event_id"]
 
+    def publish_raw(self, values: list[bytes], key: bytes | None) -> list[tuple[int, int]]:
+        """Publish raw records as they are; returns where each landed (partition, offset), in order."""
+        from confluent_kafka import Producer
+
+        placed: dict[int, tuple[int, int]] = {}
+        producer = Producer({"bootstrap.servers": self.settings.broker, "enable.idempotence": True})
+        for i, value in enumerate(values):
+            producer.produce(
+                self.settings.topics.submitted,
+                value,
+                key,
+                on_delivery=lambda err, msg, i=i: placed.__setitem__(i, (msg.partition(), msg.offset())),
+            )
+        assert producer.flush(30) == 0 and len(placed) == len(values)
+        return [placed[i] for i in range(len(values))]
+
+    def dead_letters_at(self, partition: int, offset: int) -> list[dict]:
+        """The dead letters answering the submission at (partition, offset)."""
+        where = {"topic": self.settings.topics.submitted, "partition": partition, "offset": offset}
+        with self.collector._cond:
+            return [v for v in self.collector.verdicts if v["verdict"] == "invalid" and v.get("source") == where]
+
     def command(self, kind: str, *, ts_ms: int | None = None, **fields) -> str:
         cmd = {"command": kind, "command_id": f"c-{uuid.uuid4().hex[:12]}", "license_id": "L1", **fields}
         self.publisher.send(cmd, timestamp_ms=ts_ms, topic=self.settings.topics.commands)

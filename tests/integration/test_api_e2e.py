@@ -98,13 +98,15 @@ def test_check_before_push_across_workers(cluster):
 def test_commands_over_http_reservation_expiry_and_appeal(cluster):
     guard, ports = cluster
     number, asking = number_owned_by_the_other(ports)
-    reserve = {"tracking_no": number, "store_id": "S1", "order_id": "O1", "carrier_code": "CHINAPOST", "ttl_s": 1}
+    reserve = {"tracking_no": number, "store_id": "S1", "order_id": "O1", "carrier_code": "CHINAPOST", "ttl_s": 3600}
     status, _, body = call(asking, "POST", "/commands/reserve", body=reserve)
     assert status == 200 and json.loads(body)["ok"], body
     status, _, body = call(asking, "POST", "/commands/reserve", TOKENS["L2"], body={**reserve, "order_id": "O2"})
     assert status == 409 and json.loads(body)["error"] == "ALREADY_RESERVED"
-    time.sleep(1.5)  # the reservation's ttl passes (by the Kafka timestamps of what comes next)
-    v = guard.verdict(guard.submit(tracking_no=number, license_id="L2", store_id="S2", order_id="O2"))
+    # Two hours later by event time (the submission's Kafka timestamp), the reservation has expired:
+    # no sleeping, no race with the wall clock.
+    later = int(time.time() * 1000) + 2 * 3_600_000
+    v = guard.verdict(guard.submit(tracking_no=number, license_id="L2", store_id="S2", order_id="O2", ts_ms=later))
     assert (v["verdict"], v["reason"]) == ("accepted", "FIRST_USE")
 
     assert guard.verdict(guard.submit(tracking_no=number))["reason"] == "USED_BY_OTHER_LICENSE"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from collections import defaultdict
 
 import pytest
@@ -41,9 +43,12 @@ def test_kill_during_a_burst_loses_no_event_and_binds_no_number_twice(broker, tm
         worker = guard.start_worker()
         numbers = [fresh_s10() for _ in range(3000)]
 
-        def publish(order: str) -> list[str]:
+        def publish(order: str, per_s: float | None = None) -> list[str]:
             ids = []
-            for n in numbers:
+            for i, n in enumerate(numbers):
+                if per_s and i % 100 == 99:
+                    guard.publisher.flush()
+                    time.sleep(100 / per_s)  # paced, so that the kill below lands mid-burst
                 ids.append(f"burst-{order}-{n}")
                 guard.publisher.send(
                     {
@@ -59,10 +64,14 @@ def test_kill_during_a_burst_loses_no_event_and_binds_no_number_twice(broker, tm
             guard.publisher.flush()
             return ids
 
-        first = publish("O1")
+        first: list[str] = []
+        loader = threading.Thread(target=lambda: first.extend(publish("O1", per_s=500)))  # ~6 s
+        loader.start()
         assert guard.collector.wait_count(1000, timeout=60)
-        worker.kill()  # probably mid-burst; either way the changelog is written before offsets commit
+        worker.kill()  # the changelog is written before offsets commit, wherever the kill lands
         decided_before_kill = len(guard.collector.verdicts)
+        loader.join(60)
+        assert len(first) == len(numbers) and decided_before_kill < len(first), "the kill landed after the burst"
         second = publish("O2")  # while no worker runs: the same numbers for another order
         shutil.rmtree(tmp_path / "data")
         guard.start_worker()

@@ -105,7 +105,7 @@ def test_payloads_up_to_past_the_producer_limit_each_get_one_compact_dead_letter
             assert raw.startswith(prefix) and len(prefix) == guard.settings.limits.dead_letter_prefix_bytes
             assert len(orjson.dumps({k: v for k, v in dead.items() if not k.startswith("_")})) <= limit
         assert worker.alive()
-        report = audit(guard.settings, idle_s=2.0)
+        report = audit(guard.settings, idle_s=2.0, exactly_once=True)
         assert report.ok, report.render()
     finally:
         guard.close()
