@@ -297,31 +297,16 @@ def ensure_quix_venv(log=print) -> Path:
     return python
 
 
-class QuixPeer:
-    """bench/quix_peer.py as a child process, stopped by its pid."""
+class PeerProcess:
+    """A peer app as a child process with its own log, stopped by its pid (QuixPeer, KStreamsPeer)."""
 
-    def __init__(
-        self, broker: str, input_topic: str, output_topic: str, state_dir: Path, log_path: Path, group_by: bool
-    ) -> None:
-        self.cmd = [
-            str(ensure_quix_venv()),
-            str(BENCH / "quix_peer.py"),
-            "--broker",
-            broker,
-            "--input",
-            input_topic,
-            "--output",
-            output_topic,
-            "--state-dir",
-            str(state_dir),
-        ]
-        if group_by:
-            self.cmd.append("--group-by")
-        self.log_path = log_path
+    def __init__(self, cmd: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
+        self.cmd, self.log_path, self.env = cmd, log_path, env
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> QuixPeer:
+    def start(self) -> PeerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0  # this run's lines
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - open for the child's life, closed in stop()
         self.process = subprocess.Popen(
             self.cmd,
@@ -329,7 +314,7 @@ class QuixPeer:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+            env=self.env,
         )
         return self
 
@@ -341,6 +326,28 @@ class QuixPeer:
             return
         stop_process(self.process, timeout)
         self._log.close()
+
+
+class QuixPeer(PeerProcess):
+    """bench/quix_peer.py in bench/.venv-quix."""
+
+    def __init__(
+        self, broker: str, input_topic: str, output_topic: str, state_dir: Path, log_path: Path, group_by: bool
+    ) -> None:
+        cmd = [
+            str(ensure_quix_venv()),
+            str(BENCH / "quix_peer.py"),
+            "--broker",
+            broker,
+            "--input",
+            input_topic,
+            "--output",
+            output_topic,
+            "--state-dir",
+            str(state_dir),
+            *(["--group-by"] if group_by else []),
+        ]
+        super().__init__(cmd, log_path, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
 
 
 def cpu_seconds(pid: int | None) -> float:

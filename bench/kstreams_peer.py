@@ -15,7 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from streams.broker import stop_process
+from benchlib import PeerProcess
 
 PEER_DIR = Path(__file__).resolve().parent / "kstreams-peer"
 POM = PEER_DIR / "pom.xml"
@@ -75,7 +75,7 @@ def ensure_kstreams_peer(quiet: bool = True) -> Path:
     return JAR
 
 
-class KStreamsPeer:
+class KStreamsPeer(PeerProcess):
     """bench/kstreams-peer as a child JVM (`process` is its Popen: the pid is the JVM's own)."""
 
     def __init__(
@@ -90,7 +90,7 @@ class KStreamsPeer:
         jvm_flags: tuple[str, ...] = JVM_FLAGS,
     ) -> None:
         jar = ensure_kstreams_peer()
-        self.cmd = [
+        cmd = [
             "java",
             *jvm_flags,
             "-cp",
@@ -106,23 +106,9 @@ class KStreamsPeer:
             str(state_dir),
             "--app-id",
             app_id,
+            *(["--group-by"] if group_by else []),
         ]
-        if group_by:
-            self.cmd.append("--group-by")
-        self.log_path = log_path
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> KStreamsPeer:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - open for the child's life, closed in stop()
-        self._log_start = self.log_path.stat().st_size  # wait_running reads only this run's lines
-        self.process = subprocess.Popen(
-            self.cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-        return self
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        super().__init__(cmd, log_path)
 
     def wait_running(self, timeout: float = 60.0) -> bool:
         """Until the peer printed "STATE RUNNING" (Kafka Streams' state listener); False if it exited."""
@@ -134,9 +120,3 @@ class KStreamsPeer:
                     return True
             time.sleep(0.1)
         return False
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if self.process is None:
-            return
-        stop_process(self.process, timeout)  # SIGTERM: the shutdown hook closes Kafka Streams
-        self._log.close()

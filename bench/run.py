@@ -239,37 +239,23 @@ def measure(run: Run, broker: BenchBroker, reader: Reader, start, alive, pids, w
     }
 
 
-def run_quix(run: Run, broker: BenchBroker) -> dict:
-    create_topics(broker.address, [INPUT, PEER_OUTPUT], QUIX_TOPIC_CONFIG)
+def run_peer(run: Run, broker: BenchBroker) -> dict:
+    """A peer app with the same first-wins rule: Quix Streams, or Kafka Streams (bench/kstreams-peer:
+    one stream thread, RocksDB store with a changelog, at-least-once)."""
+    if run.scenario.kind == "quix":
+        peer_class, config = QuixPeer, QUIX_TOPIC_CONFIG
+    else:
+        from kstreams_peer import KStreamsPeer as peer_class  # noqa: N813 - builds with Maven on first use
+
+        config = None
+    create_topics(broker.address, [INPUT, PEER_OUTPUT], config)
     reader = Reader(broker.address, [PEER_OUTPUT]).start()
-    peer = QuixPeer(
+    peer = peer_class(
         broker.address,
         INPUT,
         PEER_OUTPUT,
-        run.work / "quix-state",
-        run.logs / "quix.log",
-        group_by=run.scenario.keying == "store",
-    )
-    try:
-        return measure(run, broker, reader, peer.start, peer.alive, lambda: [peer.process.pid], f"see {peer.log_path}")
-    finally:
-        peer.stop()
-        reader.stop()
-
-
-def run_kstreams(run: Run, broker: BenchBroker) -> dict:
-    """The same first-wins rule on Kafka Streams (bench/kstreams-peer: one stream thread,
-    RocksDB store with a changelog, at-least-once)."""
-    from kstreams_peer import KStreamsPeer
-
-    create_topics(broker.address, [INPUT, PEER_OUTPUT])
-    reader = Reader(broker.address, [PEER_OUTPUT]).start()
-    peer = KStreamsPeer(
-        broker.address,
-        INPUT,
-        PEER_OUTPUT,
-        run.work / "kstreams-state",
-        run.logs / "kstreams.log",
+        run.work / f"{run.scenario.kind}-state",
+        run.logs / f"{run.scenario.kind}.log",
         group_by=run.scenario.keying == "store",
     )
     try:
@@ -332,7 +318,7 @@ def one_generation(workers: list[WorkerProcess], timeout: float, calm_s: float =
     raise RuntimeError(f"workers not settled in one group generation: {last}")
 
 
-RUNNERS = {"limit": run_limit, "quix": run_quix, "kstreams": run_kstreams, "trackguard": run_trackguard}
+RUNNERS = {"limit": run_limit, "quix": run_peer, "kstreams": run_peer, "trackguard": run_trackguard}
 
 
 # --- verdict agreement ----------------------------------------------------------------------------

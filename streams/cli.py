@@ -11,6 +11,9 @@ from pathlib import Path
 import orjson
 
 from . import settings as settings_mod
+from .core.events import REQUIRED
+
+SUBMISSION_FIELDS = (*REQUIRED, "source")  # the submit command's flags, one per field
 
 
 class CliError(Exception):
@@ -96,20 +99,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if args.json:
         event = orjson.loads(args.json)
     else:
-        event = {
-            k: getattr(args, k)
-            for k in (
-                "event_id",
-                "license_id",
-                "store_id",
-                "order_id",
-                "carrier_code",
-                "tracking_no",
-                "shipped_at",
-                "source",
-            )
-            if getattr(args, k) is not None
-        }
+        event = {k: getattr(args, k) for k in SUBMISSION_FIELDS if getattr(args, k) is not None}
         event.setdefault("event_id", f"cli-{time.time_ns()}")
     pub = Publisher(_settings(args, broker=True))
     pub.send(event)
@@ -260,16 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = with_broker(sub.add_parser("submit", help="publish one submission"))
     s.add_argument("--json", help="the whole event as JSON")
-    for name in (
-        "event_id",
-        "license_id",
-        "store_id",
-        "order_id",
-        "carrier_code",
-        "tracking_no",
-        "shipped_at",
-        "source",
-    ):
+    for name in SUBMISSION_FIELDS:
         s.add_argument("--" + name.replace("_", "-"), dest=name)
     s.set_defaults(func=cmd_submit)
 

@@ -69,8 +69,9 @@ class Publisher:
 
     def flush(self, timeout: float = 60.0) -> None:
         left = self.producer.flush(timeout)
-        if left or self.errors:
-            raise DeliveryFailed(f"{left} records not delivered; errors: {self.errors[:3]}")
+        errors, self.errors = self.errors, []  # each flush reports its own records' failures
+        if left or errors:
+            raise DeliveryFailed(f"{left} records not delivered; errors: {errors[:3]}")
 
 
 class BadImportFile(ValueError):
