@@ -153,9 +153,19 @@ def test_fuzzed_bytes_through_the_broker_each_get_exactly_one_dead_letter(guard,
 
 
 def test_zz_the_auditor_agrees_with_everything_this_module_did(guard):
-    """Runs last in this module: every verdict so far replays identically through the pure core."""
+    """Runs last in this module: every verdict so far replays identically through the pure core.
+    It brings its own decisions too (a binding, a re-push, a duplicate, a frozen retry, on ten
+    numbers), so that it means something when run alone."""
     from streams.audit import audit
 
+    for number in [fresh_s10() for _ in range(10)]:
+        ids = [
+            guard.submit(tracking_no=number),
+            guard.submit(tracking_no=number),
+            guard.submit(tracking_no=number, order_id="O2"),
+            guard.submit(tracking_no=number, order_id="O3"),
+        ]
+        assert [guard.verdict(e)["verdict"] for e in ids] == ["accepted", "accepted", "duplicate", "frozen"]
     report = audit(guard.settings, idle_s=2.0, exactly_once=True)  # no crash here: every answer exactly once
     assert report.ok, report.render()
     assert report.counts["replayed_against_core"] >= 20
