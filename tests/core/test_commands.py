@@ -169,3 +169,30 @@ def test_commands_and_submissions_never_break_the_binding(steps):
             assert (state["binding"]["license"], state["binding"]["order"]) == (binding["license"], binding["order"])
         if state.get("binding"):
             assert "reservation" not in state, "a bound number kept a reservation"
+
+
+def parse(**fields):
+    body = {
+        "command": "release",
+        "command_id": "c1",
+        "license_id": "L1",
+        "tracking_no": "RR123456785CN",
+        "order_id": "O1",
+        **fields,
+    }
+    return parse_command(orjson.dumps(body), T0, SETTINGS.carriers, SETTINGS.limits)
+
+
+def test_field_limits_are_inclusive_and_control_characters_are_refused_at_any_length():
+    limit = SETTINGS.limits.max_field_chars
+    assert isinstance(parse(order_id="O" * limit), Command)
+    assert parse(order_id="O" * (limit + 1)).error == "INVALID_COMMAND:order_id"
+    assert parse(order_id="O\x001").error == "INVALID_COMMAND:order_id"
+    assert parse(order_id="   ").error == "INVALID_COMMAND:order_id"
+
+
+def test_a_rejection_names_the_command_and_its_id_when_they_are_readable():
+    rejected = parse(order_id=5)
+    assert (rejected.command, rejected.command_id, rejected.tracking_no) == ("release", "c1", "RR123456785CN")
+    unknown = parse(command="destroy")
+    assert (unknown.error, unknown.command, unknown.command_id) == ("INVALID_COMMAND:command", None, "c1")
