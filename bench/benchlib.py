@@ -328,6 +328,12 @@ class PeerProcess:
         self._log.close()
 
 
+def peer_args(broker: str, input_topic: str, output_topic: str, state_dir: Path, group_by: bool) -> list[str]:
+    """The command line both peers take (bench/quix_peer.py, bench/kstreams-peer)."""
+    args = ["--broker", broker, "--input", input_topic, "--output", output_topic, "--state-dir", str(state_dir)]
+    return [*args, "--group-by"] if group_by else args
+
+
 class QuixPeer(PeerProcess):
     """bench/quix_peer.py in bench/.venv-quix."""
 
@@ -337,15 +343,7 @@ class QuixPeer(PeerProcess):
         cmd = [
             str(ensure_quix_venv()),
             str(BENCH / "quix_peer.py"),
-            "--broker",
-            broker,
-            "--input",
-            input_topic,
-            "--output",
-            output_topic,
-            "--state-dir",
-            str(state_dir),
-            *(["--group-by"] if group_by else []),
+            *peer_args(broker, input_topic, output_topic, state_dir, group_by),
         ]
         super().__init__(cmd, log_path, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
 

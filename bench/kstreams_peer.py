@@ -15,7 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from benchlib import PeerProcess
+from benchlib import PeerProcess, peer_args
 
 PEER_DIR = Path(__file__).resolve().parent / "kstreams-peer"
 POM = PEER_DIR / "pom.xml"
@@ -96,17 +96,9 @@ class KStreamsPeer(PeerProcess):
             "-cp",
             f"{jar}:{LIB}/*",
             MAIN,
-            "--broker",
-            broker,
-            "--input",
-            input_topic,
-            "--output",
-            output_topic,
-            "--state-dir",
-            str(state_dir),
             "--app-id",
             app_id,
-            *(["--group-by"] if group_by else []),
+            *peer_args(broker, input_topic, output_topic, state_dir, group_by),
         ]
         super().__init__(cmd, log_path)
 
