@@ -126,9 +126,6 @@ class HotPath:
 
     def __init__(self, settings: Settings, store: PartitionStore, markers: bool) -> None:
         self.settings = settings
-        # Whether each changelog batch ends with a marker record (a broker whose high watermark
-        # lags: Tansu), or persisted offsets come from the changelog's watermark (Kafka).
-        self.markers = markers
         self.unpersisted: set[int] = set()  # changelog partitions written since offsets were persisted
         self.store = store
         self.processor = GuardProcessor(settings)
@@ -147,6 +144,9 @@ class HotPath:
                 },
             )
         )
+        # `markers`: each changelog batch ends with a marker record (a broker whose high watermark
+        # lags: Tansu), written by this producer; without it, persisted offsets come from the
+        # changelog's end offsets, read with `admin` (Kafka). Which one is set is the choice.
         self.marker_producer = (
             Producer(
                 producer_config(
