@@ -30,7 +30,7 @@ lint: $(STAMP)
 # since mutmut 3.8 needs a click release that faust-streaming refuses. Results: docs/MUTATION.md.
 .venv-mutmut/.installed:
 	$(PYTHON) -m venv .venv-mutmut
-	.venv-mutmut/bin/pip install --quiet "mutmut==3.8.1" "pytest>=9.0" "hypothesis>=6.150" "orjson>=3.13.0" aiokafka
+	.venv-mutmut/bin/pip install --quiet "mutmut==3.8.1" "pytest>=9.0" "hypothesis>=6.150" "orjson>=3.13.0" "python-stdnum==2.2" aiokafka
 	touch $@
 
 mutation: .venv-mutmut/.installed

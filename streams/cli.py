@@ -108,15 +108,86 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+IMPORT_SHOWN_ROWS = 5  # --dry-run prints this many submissions as JSON lines
+
+
 def cmd_import(args: argparse.Namespace) -> int:
+    """Read the whole file and check every row first; publish all or nothing (or the good rows with
+    --skip-bad); --dry-run stops before the broker."""
+    import codecs
+    import tomllib
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     from .clients import publish_events, read_events
+    from .core.events import license_id_problem
+    from .erp_import import BadColumnMap, ColumnMap, RowContext
 
     path = Path(args.file)
     if not path.is_file():
         raise CliError(f"{path}: no such file")
-    events = list(read_events(path))  # every row checked before anything is published
-    n = publish_events(_settings(args, broker=True), events)
-    print(f"imported {n} submissions")
+    settings = _settings(args)
+    zone_name = args.timezone or settings.import_timezone
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise CliError(f"--timezone {zone_name!r} is no IANA time zone (e.g. Asia/Shanghai, Europe/Berlin)") from None
+    if args.encoding:
+        try:
+            codecs.lookup(args.encoding)
+        except LookupError:
+            raise CliError(f"--encoding {args.encoding!r} is no encoding Python knows (e.g. gb18030, utf-8)") from None
+    id_format = settings.limits.license_id_format
+    if args.license:
+        problem = license_id_problem(args.license.strip(), id_format)
+        if problem is not None:
+            raise CliError(f"--license: {problem.error} ([policy] license_id_format = {id_format!r})")
+
+    def mapping(file: Path, what: str) -> dict:
+        try:
+            with open(file, "rb") as fh:
+                return tomllib.load(fh)
+        except FileNotFoundError:
+            raise CliError(f"{what} {file} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise CliError(f"{what} {file} is not TOML: {exc}") from None
+
+    try:
+        columns = ColumnMap({})
+        if settings.import_columns is not None:
+            where = settings.import_columns
+            shipped = settings_mod.DEFAULT_CONFIG.parent / "import_columns.toml"
+            if not where.exists() and where.name == shipped.name:  # a settings file of its own, default key
+                where = shipped
+            columns = ColumnMap.from_mapping(mapping(where, "the column mapping ([import] columns)"), str(where))
+        if args.columns:
+            extra = Path(args.columns)
+            columns = columns.extended(mapping(extra, "--columns"), str(extra))
+    except BadColumnMap as exc:
+        raise CliError(str(exc)) from None
+
+    context = RowContext(zone, license_id=(args.license or "").strip() or None, license_id_format=id_format)
+    result = read_events(path, columns=columns, context=context, encoding=args.encoding)
+    if result.columns:
+        read_as = f"read as {result.encoding}; " if result.encoding else ""
+        used = ", ".join(f"{header}→{name}" for name, header in result.columns.items())
+        skipped = f"; not sent: {', '.join(result.ignored)}" if result.ignored else ""
+        print(f"{path}: {read_as}columns {used}{skipped}", file=sys.stderr)
+    for error in result.errors:
+        print(f"{path}:{error.line}: {error.message}", file=sys.stderr)
+    good, bad = len(result.events), len(result.errors)
+    if bad and not args.skip_bad:
+        raise CliError(
+            f"{bad} of {result.rows} rows cannot be imported (listed above); nothing was published. "
+            f"Fix them, or pass --skip-bad to publish the {good} good rows"
+        )
+    skipped_note = f" ({bad} bad rows skipped)" if bad else ""
+    if args.dry_run:
+        print(f"would publish {good} submissions to {settings.topics.submitted}{skipped_note}; nothing published")
+        for event in result.events[:IMPORT_SHOWN_ROWS]:
+            print(orjson.dumps(event).decode())
+        return 0
+    n = publish_events(_settings(args, broker=True), result.events)
+    print(f"imported {n} submissions{skipped_note}")
     return 0
 
 
@@ -254,8 +325,19 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--" + name.replace("_", "-"), dest=name)
     s.set_defaults(func=cmd_submit)
 
-    i = with_broker(sub.add_parser("import", help="publish a CSV (with header) or JSON Lines file"))
-    i.add_argument("file")
+    i = with_broker(
+        sub.add_parser(
+            "import",
+            help="publish an ERP export (CSV in UTF-8 or GB18030/GBK, .xlsx; Chinese headers) or a JSON Lines file",
+        )
+    )
+    i.add_argument("file", help=".csv / .tsv / .txt with a header row, .xlsx, or JSON Lines (any other name)")
+    i.add_argument("--encoding", help="the CSV's encoding (default: UTF-8 with or without BOM, else GB18030)")
+    i.add_argument("--timezone", help="zone of ship times without an offset (default: [import] timezone)")
+    i.add_argument("--license", help="licence id for rows without one (a file with no licence column)")
+    i.add_argument("--columns", help="a TOML file of header spellings added to config/import_columns.toml")
+    i.add_argument("--skip-bad", action="store_true", help="publish the good rows even if some are bad (listed)")
+    i.add_argument("--dry-run", action="store_true", help="check every row, print what would be sent, send nothing")
     i.set_defaults(func=cmd_import)
 
     t = with_broker(sub.add_parser("tail", help="follow the verdict topics"))

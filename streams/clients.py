@@ -6,19 +6,28 @@ worker decides them in place with no re-keying hop.
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import json
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
+from zoneinfo import ZoneInfo
 
 import orjson
 from confluent_kafka import Producer
 
 from .core.normalize import normalize_tracking
+from .erp_import import (
+    BadImportFile,
+    ColumnMap,
+    ImportResult,
+    RowContext,
+    csv_rows,
+    decode_text,
+    jsonl_events,
+    read_rows,
+    xlsx_rows,
+)
 from .hotpath import producer_config
 from .kafka import consumer
 from .settings import Settings
@@ -74,50 +83,47 @@ class Publisher:
             raise DeliveryFailed(f"{left} records not delivered; errors: {errors[:3]}")
 
 
-class BadImportFile(ValueError):
-    """A file `trackguard import` cannot read as submissions; says which line and what to fix."""
+# Reading lives in streams.erp_import (pure: bytes in, submissions and row errors out); the file's
+# bytes are read here. BadImportFile is re-exported: the CLI catches it from this module.
+IMPORT_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".xlsx": "xlsx", ".xlsm": "xlsx"}
 
 
-# A CSV must have these columns; without event_id, each row's id is derived from its content, so
-# importing the same file twice is an event-id replay (rule 2), not a second submission.
-CSV_REQUIRED = ("license_id", "store_id", "order_id", "carrier_code", "tracking_no", "shipped_at")
+def read_events(
+    path: Path,
+    *,
+    columns: ColumnMap | None = None,
+    context: RowContext | None = None,
+    encoding: str | None = None,
+) -> ImportResult:
+    """Every row of a CSV / .xlsx ERP export or a JSON Lines file, checked before anything is sent.
 
-
-def read_events(path: Path) -> Iterator[dict]:
-    """CSV (with a header row) or JSON Lines, chosen by the file's extension."""
-    with open(path, newline="", encoding="utf-8-sig") as fh:  # -sig: Excel's UTF-8 starts with a BOM
+    By extension: .csv/.tsv/.txt (a header row; UTF-8, else GB18030, or `encoding`), .xlsx/.xlsm
+    (the first worksheet), anything else JSON Lines (UTF-8, or `encoding`), sent as written.
+    File-wide problems raise BadImportFile naming the file (and line); a row's own problem is one
+    of the result's `errors`.
+    """
+    kind = IMPORT_SUFFIXES.get(path.suffix.lower())
+    if path.suffix.lower() == ".xls":
+        raise BadImportFile(f"{path}: an Excel 97-2003 workbook (.xls); save it as .xlsx or CSV")
+    data = path.read_bytes()
+    columns = columns or ColumnMap({})
+    context = context or RowContext(ZoneInfo("Asia/Shanghai"))
+    try:
+        if kind == "xlsx":
+            return read_rows(xlsx_rows(data), columns, context)
+        if kind == "csv":
+            text, used = decode_text(data, encoding)
+            result = read_rows(csv_rows(text), columns, context)
+            result.encoding = used
+            return result
         try:
-            if path.suffix.lower() == ".csv":
-                yield from _csv_events(csv.DictReader(fh), path)
-            else:
-                for n, line in enumerate(fh, 1):
-                    if line.strip():
-                        try:
-                            event = json.loads(line)
-                        except ValueError as exc:
-                            raise BadImportFile(f"{path}:{n}: not a JSON object ({exc.args[0]})") from None
-                        if not isinstance(event, dict):
-                            raise BadImportFile(f"{path}:{n}: each line must be one JSON object")
-                        yield event
+            text = data.decode(encoding or "utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise BadImportFile(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-
-
-def _csv_events(reader: csv.DictReader, path: Path) -> Iterator[dict]:
-    columns = [c.strip() for c in reader.fieldnames or ()]
-    missing = [c for c in CSV_REQUIRED if c not in columns]
-    if missing:
-        raise BadImportFile(
-            f"{path}: the header row lacks the column(s) {', '.join(missing)}; "
-            f"a CSV needs {', '.join(CSV_REQUIRED)} (event_id and source optional)"
-        )
-    reader.fieldnames = columns
-    for row in reader:
-        event = {k: v.strip() for k, v in row.items() if k and isinstance(v, str) and v.strip()}
-        if not event.get("event_id"):
-            digest = hashlib.sha1("|".join(event.get(c, "") for c in CSV_REQUIRED).encode()).hexdigest()
-            event["event_id"] = f"import-{digest[:24]}"
-        yield event
+            shown = "UTF-8" if encoding is None else encoding
+            raise BadImportFile(f"not {shown} text ({exc.reason} at byte {exc.start})") from None
+        return jsonl_events(text)
+    except BadImportFile as exc:
+        raise exc.at(path) from None
 
 
 def publish_events(settings: Settings, events: list[dict], out: IO = sys.stderr) -> int:

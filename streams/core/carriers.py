@@ -2,9 +2,11 @@
 
 Pure: built from the mapping tomllib gives for config/carriers.toml, no I/O here.
 
-Code matching: raw codes and aliases are compared by a *key* -- upper-cased with
-spaces, '-' and '_' removed -- so "China Post", "china_post" and "CHINAPOST" are one
-carrier. Canonical codes must already be in key form ([A-Z0-9]+). An unknown code
+Code matching: raw codes and aliases are compared by a *key* -- NFKC-normalized
+(full-width letters from Chinese input methods become ASCII), upper-cased, with
+spaces, '-' and '_' removed -- so "China Post", "china_post", "ＣＨＩＮＡＰＯＳＴ" and
+"CHINAPOST" are one carrier, and Chinese names ("中国邮政") are aliases like any
+other. Canonical codes must already be in key form ([A-Z0-9]+). An unknown code
 is returned by canonical() in that same key form ("Royal Mail" -> "ROYALMAIL"), so
 two spellings of one unknown carrier still compare equal downstream.
 """
@@ -12,6 +14,7 @@ two spellings of one unknown carrier still compare equal downstream.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +29,8 @@ _FORMAT_KEYS = {"name", "pattern", "check"}
 
 
 def _key(raw: str) -> str:
+    if not raw.isascii():  # ASCII is NFKC-stable already
+        raw = unicodedata.normalize("NFKC", raw)
     return re.sub(r"[\s\-_]+", "", raw).upper()
 
 

@@ -9,12 +9,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from stdnum.cn import uscc
+from stdnum.exceptions import InvalidChecksum, ValidationError
 
 from .carriers import CarrierBook
 from .normalize import format_ms, is_clean_tracking, normalize_tracking, parse_rfc3339_ms
 
 REQUIRED = ("event_id", "license_id", "store_id", "order_id", "carrier_code", "tracking_no", "shipped_at")
 SOURCES = frozenset({"api", "erp", "manual"})
+# How a licence id must look ([policy] license_id_format): "any" (the default: any text within the
+# limits) or "uscc" (China's Unified Social Credit Code, 统一社会信用代码: 18 characters, check digit).
+LICENSE_ID_FORMATS = ("any", "uscc")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +35,9 @@ class Limits:
     # Well under the producer's and Kafka's ~1 MB message limit, so a dead letter always fits.
     max_dead_letter_bytes: int = 262_144
     dead_letter_prefix_bytes: int = 1024
+    # Not a size, but an input rule that travels with these to parse_submission: set from
+    # [policy] license_id_format (one of LICENSE_ID_FORMATS).
+    license_id_format: str = "any"
 
     def for_field(self, name: str) -> int:
         """The most characters a submission field may have as sent (before normalization)."""
@@ -93,6 +101,35 @@ def _text_field(obj: dict[str, Any], name: str, limit: int) -> str | Rejection:
     return value
 
 
+def license_id_problem(license_id: str, id_format: str) -> Rejection | None:
+    """None when `license_id` (already stripped, within its limit) has the configured format.
+
+    "uscc": exactly as the licence prints it, 18 upper-case characters with no spaces; a code that
+    fits but fails the check digit is `BAD_CHECK_DIGIT:license_id`. Nothing is normalized: the
+    licence id keys state and API tokens, so two spellings must not silently become one.
+    """
+    if id_format != "uscc":
+        return None
+    try:
+        fits = uscc.compact(license_id) == license_id and bool(uscc.validate(license_id))
+    except InvalidChecksum:
+        return Rejection(
+            "BAD_CHECK_DIGIT:license_id",
+            f"license_id {license_id!r} fails the check digit of a Unified Social Credit Code",
+            {},
+        )
+    except ValidationError:
+        fits = False
+    if not fits:
+        return Rejection(
+            "BAD_FORMAT:license_id",
+            f"license_id {license_id!r} is not a Unified Social Credit Code (18 characters: 8 digits, then "
+            "digits and upper-case letters other than I, O, S, V, Z; no spaces)",
+            {},
+        )
+    return None
+
+
 def parse_submission(raw: bytes | None, now_ms: int, carriers: CarrierBook, limits: Limits) -> Submission | Rejection:
     """Rule 1 of the spec, field by field, in a fixed order so the reason is deterministic."""
     if raw is None:
@@ -112,6 +149,9 @@ def parse_submission(raw: bytes | None, now_ms: int, carriers: CarrierBook, limi
         if isinstance(value, Rejection):
             return Rejection(value.reason, value.error, _echo(obj, limits))
         values[name] = value
+    bad_license = license_id_problem(values["license_id"], limits.license_id_format)
+    if bad_license is not None:
+        return Rejection(bad_license.reason, bad_license.error, _echo(obj, limits))
 
     source = obj.get("source")
     if source is not None and source not in SOURCES:

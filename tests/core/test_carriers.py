@@ -12,7 +12,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.core.carriers import BAD_CHECK_DIGIT, UNKNOWN_FORMAT, CarrierBook
-from streams.core.check_digits import ALGORITHMS, s10_check_digit
+from streams.core.check_digits import (
+    ALGORITHMS,
+    fedex_mod10_15,
+    fedex_mod11_34,
+    gs1_mod10,
+    s10_check_digit,
+    s10_number,
+    ups_1z,
+    ups_waybill,
+    usps_legacy,
+    usps_mod10,
+)
 
 CONFIG = Path(__file__).parents[2] / "config" / "carriers.toml"
 BOOK = CarrierBook.from_mapping(tomllib.loads(CONFIG.read_text(encoding="utf-8")))
@@ -357,6 +368,14 @@ def test_codes_and_is_known() -> None:
         "YUNEXPRESS",
         "SFEXPRESS",
         "LOCAL",
+        # issue 18: carriers sellers name in Chinese ERP exports (no declared format)
+        "WINIT",
+        "ZTO",
+        "YTO",
+        "STO",
+        "YUNDA",
+        "JD",
+        "JTEXPRESS",
     }
     assert set(BOOK.codes) == expected
     assert all(BOOK.is_known(c) for c in expected)
@@ -423,3 +442,261 @@ def test_s10_only_computed_check_digit_passes(n: int) -> None:
 @given(st.sampled_from(sorted(ALGORITHMS)), st.text(max_size=40))
 def test_algorithms_never_raise(name: str, text: str) -> None:
     assert ALGORITHMS[name](text) in (True, False)
+
+
+# --- The algorithms on their own: the contract of check_digits.py (whole normalized number in,
+# False on any shape the algorithm does not expect). Numbers with a computed check digit were
+# computed once by a separate few-line GS1 mod 10 (weights 3,1,3,... from the right), not by
+# this package, and written down here.
+
+
+@pytest.mark.parametrize(
+    ("serial", "kwargs", "number"),
+    [
+        (12345678, {}, "RR123456785CN"),  # the spec's own example
+        (112345678, {}, "RR123456785CN"),  # taken mod 10^8
+        (100_000_000, {}, "RR000000005CN"),  # weighted sum 0: 11 - 0 = 11 -> 5
+        (12345678, {"prefix": "LX", "country": "DE"}, "LX123456785DE"),
+    ],
+)
+def test_s10_number_builds_valid_numbers(serial: int, kwargs: dict, number: str) -> None:
+    assert s10_number(serial, **kwargs) == number
+
+
+@pytest.mark.parametrize(
+    ("number", "valid"),
+    [
+        # 420 + 5-digit ZIP + the data set's 20-digit USPS number (28 digits, the shortest prefixed form)
+        ("4201234571123456789123456787", True),
+        ("4201234571123456789123456788", False),
+        # 30 digits without a 420 prefix: the whole number is the payload
+        ("921234561234567890123456789019", True),
+        # 420 + ZIP + a 26-digit and a 30-digit IMpb payload (both start with 9)
+        ("4201234591234567890123456789012341", True),
+        ("42012345912345678901234567890123456787", True),
+        # 420 + ZIP + 22 digits that pass mod 10 but do not start with 9: no IMpb payload
+        ("420123458123456789012345678906", False),
+        ("9400111206206406260787", True),  # 22-digit IMpb (data set)
+        ("94001112062064062607A7", False),
+    ],
+)
+def test_usps_mod10_finds_the_payload_behind_a_routing_prefix(number: str, valid: bool) -> None:
+    assert usps_mod10(number) is valid
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "number", "valid"),
+    [
+        # usps_legacy: digits only
+        (usps_legacy, "91011234567890000000A3", False),
+        # FedEx 96 labels: the check covers the last 15 digits only, whatever precedes them
+        (fedex_mod10_15, "9611021987654312345672", True),
+        (fedex_mod10_15, "961102198765431234567", False),
+        # UPS 1Z (known answer 1Z999AA10123456784): exactly "1Z" + 15 letters/digits + a check digit
+        (ups_1z, "1Z999AA10123456784", True),
+        (ups_1z, "2Z999AA10123456784", False),  # same check digit, wrong prefix
+        (ups_1z, "1Z999AA101234567840", False),  # one character too many (index 17 still "4")
+        (ups_1z, "1Z999-A10123456784", False),  # "-" weighs like "A" ((ord - 3) mod 10), but is no letter
+        (ups_1z, "1Z*99AA10123456784", False),  # "*" weighs like "9"
+        (ups_1z, "1Z123", False),
+        # UPS waybill (data set K1506235620): a letter, then 10 digits
+        (ups_waybill, "K1506235620", True),
+        (ups_waybill, "K15062356201", False),  # 12 characters, check position unchanged
+        (ups_waybill, "KJ506235620", False),  # "J" weighs like "1"
+        (ups_waybill, "K150623562", False),
+    ],
+)
+def test_algorithms_refuse_shapes_they_do_not_expect(algorithm, number: str, valid: bool) -> None:
+    assert algorithm(number) is valid
+
+
+# --- Building the book (inside the test, so that a mutant of from_mapping can show) -------------
+
+
+def test_the_book_built_from_the_config_keeps_codes_names_formats_and_checks() -> None:
+    book = CarrierBook.from_mapping(tomllib.loads(CONFIG.read_text(encoding="utf-8")))
+    ups = book.carrier("UPS")
+    assert ups is not None and (ups.code, ups.name) == ("UPS", "UPS")
+    assert [f.name for f in ups.formats][:2] == ["ups_1z", "ups_waybill"]
+    assert [f.check for f in ups.formats][:2] == ["ups_1z", "ups_waybill"]
+    assert book.carrier("CHINAPOST").name == "China Post"
+    assert book.validate("UPS", "1Z999AA10123456784") is None
+    assert book.validate("UPS", "1Z999AA10123456785") == BAD_CHECK_DIGIT  # the check is not lost
+
+
+def test_a_carrier_without_a_name_is_named_by_its_code() -> None:
+    book = CarrierBook.from_mapping(_config(ACME={"aliases": ["acme post"]}, BETA={"name": "Beta Freight"}))
+    acme = book.carrier("ACME")
+    assert acme is not None and (acme.code, acme.name, acme.formats) == ("ACME", "ACME", ())
+    assert book.carrier("BETA").name == "Beta Freight"
+    assert book.canonical("Acme-Post") == "ACME"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({}, "carriers config: missing or empty [carriers] table"),
+        ({"carriers": ["UPS"]}, "carriers config: missing or empty [carriers] table"),
+        (_config(x={"name": "lower"}), "carriers.x: code must be upper-case letters/digits only"),
+        (_config(X="UPS"), "carriers.X: must be a table"),
+        (_config(X={"name": "X", "alias": ["Y"]}), "carriers.X: unknown keys ['alias']"),
+        (_config(X={"name": 5}), "carriers.X: name must be a string and aliases a list of strings"),
+        (_config(X={"aliases": "XPRESS"}), "carriers.X: name must be a string and aliases a list of strings"),
+        (_config(X={"aliases": ["ok", 5]}), "carriers.X: name must be a string and aliases a list of strings"),
+        (_config(X={"aliases": [" - "]}), "carriers.X: empty alias"),
+        (_config(A={"aliases": ["SF"]}, B={"aliases": ["s-f"]}), "carriers.B: alias 's-f' already belongs to A"),
+        (_config(X={"formats": {"name": "s10"}}), "carriers.X.formats: must be a list of tables"),
+        (_config(X={"formats": ["s10"]}), "carriers.X.formats[0]: must be a table"),
+        (_config(X={"formats": [S10_FMT, {**S10_FMT, "chek": "s10"}]}), "carriers.X.formats[1]: unknown keys ['chek']"),
+        (
+            _config(X={"formats": [{**S10_FMT, "name": ""}]}),
+            "carriers.X.formats[0]: needs a non-empty name and pattern",
+        ),
+        (_config(X={"formats": [{**S10_FMT, "name": 5}]}), "carriers.X.formats[0]: needs a non-empty name and pattern"),
+        (
+            _config(X={"formats": [{**S10_FMT, "pattern": ""}]}),
+            "carriers.X.formats[0]: needs a non-empty name and pattern",
+        ),
+        (
+            _config(X={"formats": [{**S10_FMT, "check": "luhn42"}]}),
+            "carriers.X.formats[0] (s10): unknown check algorithm 'luhn42'; known: " + str(sorted(ALGORITHMS)),
+        ),
+    ],
+)
+def test_a_bad_carrier_config_is_refused_with_a_message_naming_the_place(data: dict, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        CarrierBook.from_mapping(data)
+    assert str(info.value) == message
+
+
+def test_a_bad_regex_is_named_with_its_format() -> None:
+    with pytest.raises(ValueError) as info:
+        CarrierBook.from_mapping(_config(X={"formats": [{**S10_FMT, "pattern": "[A-Z"}]}))
+    assert str(info.value).startswith("carriers.X.formats[0] (s10): bad regex '[A-Z': ")
+
+
+# --- Chinese carrier names (issue 18): what sellers type in ERPs and by hand are aliases of the
+# canonical carriers, so one carrier spelled two ways is never a CARRIER_MISMATCH.
+
+CHINESE_NAMES = [
+    ("中国邮政", "CHINAPOST"),
+    ("中国邮政小包", "CHINAPOST"),
+    ("邮政", "CHINAPOST"),
+    ("E邮宝", "CHINAPOST"),
+    ("EMS", "CHINAPOST"),  # China Post's express service: an alias, as "CHINA EMS" always was
+    ("中国EMS", "CHINAPOST"),
+    ("中国 EMS", "CHINAPOST"),
+    ("ＥＭＳ", "CHINAPOST"),  # full-width, from a Chinese input method
+    ("菜鸟", "CAINIAO"),
+    ("燕文", "YANWEN"),
+    ("递四方", "4PX"),
+    ("４ＰＸ", "4PX"),
+    ("云途", "YUNEXPRESS"),
+    ("顺丰", "SFEXPRESS"),
+    ("万邑通", "WINIT"),
+    ("中通", "ZTO"),
+    ("圆通", "YTO"),
+    ("申通", "STO"),
+    ("韵达", "YUNDA"),
+    ("京东", "JD"),
+    ("极兔", "JTEXPRESS"),
+    ("J&T Express", "JTEXPRESS"),
+]
+
+
+@pytest.mark.parametrize(("raw", "code"), CHINESE_NAMES)
+def test_chinese_carrier_names_are_aliases(raw: str, code: str) -> None:
+    assert BOOK.canonical(raw) == code
+    assert BOOK.is_known(raw)
+
+
+def test_chinapost_typed_in_chinese_and_in_latin_is_one_carrier() -> None:
+    """Before issue 18, "中国邮政" was an unknown carrier of its own: a seller who typed it once and
+    CHINAPOST once for the same number and order got a CARRIER_MISMATCH duplicate."""
+    import json
+
+    from streams.core.events import Limits, Submission, parse_submission
+    from streams.core.rules import Policy, decide
+
+    assert BOOK.canonical("中国邮政") == BOOK.canonical("CHINAPOST") == "CHINAPOST"
+    event = {
+        "license_id": "L1",
+        "store_id": "S1",
+        "order_id": "O1",
+        "tracking_no": "RR123456785CN",
+        "shipped_at": "2026-11-25T08:00:00+08:00",
+    }
+    first = parse_submission(
+        json.dumps({**event, "event_id": "e1", "carrier_code": "中国邮政"}).encode(), 1, BOOK, Limits()
+    )
+    again = parse_submission(
+        json.dumps({**event, "event_id": "e2", "carrier_code": "CHINAPOST"}).encode(), 2, BOOK, Limits()
+    )
+    assert isinstance(first, Submission) and isinstance(again, Submission)
+    assert first.carrier_code == again.carrier_code == "CHINAPOST"
+    verdict, state = decide(None, first, Policy())
+    assert (verdict["verdict"], verdict["reason"]) == ("accepted", "FIRST_USE")
+    verdict, _ = decide(state, again, Policy())
+    assert (verdict["verdict"], verdict["reason"], verdict["replay"]) == ("accepted", "SAME_ORDER_REPUSH", True)
+
+
+@pytest.mark.parametrize("code", ["WINIT", "ZTO", "YTO", "STO", "YUNDA", "JD", "JTEXPRESS"])
+def test_carriers_added_for_chinese_names_declare_no_format(code: str) -> None:
+    carrier = BOOK.carrier(code)
+    assert carrier is not None and carrier.formats == ()
+    assert BOOK.validate(code, "ANY123NUMBER") is None
+
+
+def test_full_width_codes_are_read_as_ascii() -> None:
+    assert BOOK.canonical("ＣＨＩＮＡ ＰＯＳＴ") == "CHINAPOST"
+    assert BOOK.canonical("ｆｅｄｅｘ") == "FEDEX"
+    assert BOOK.canonical("Ｒｏｙａｌ　Ｍａｉｌ") == "ROYALMAIL"  # unknown: key form, ideographic space removed
+
+
+def test_canonical_codes_from_a_fresh_book() -> None:
+    # A book of its own: BOOK's memo of spellings seen by other tests would hide a wrong key.
+    book = CarrierBook.from_mapping(tomllib.loads(CONFIG.read_text(encoding="utf-8")))
+    for raw, code in [
+        ("Royal Mail", "ROYALMAIL"),  # unknown: its key, upper-cased
+        ("la-poste", "LAPOSTE"),
+        ("fed ex", "FEDEX"),
+        ("ＣＨＩＮＡ　ＰＯＳＴ", "CHINAPOST"),  # full-width letters and space from a Chinese input method
+        ("ｕｐｓ", "UPS"),
+        ("Royal Mail", "ROYALMAIL"),  # asked again: the same answer
+    ]:
+        assert book.canonical(raw) == code, raw
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "number", "valid"),
+    [
+        # GS1 mod 10, shortest form: payload "1" weighs 3, check (10 - 3) mod 10 = 7
+        (gs1_mod10, "17", True),
+        (gs1_mod10, "18", False),
+        (gs1_mod10, "7", False),
+        # FedEx 34: the data set's 1001921334250001000300779017972697 with its 21st digit 0 -> 1
+        # (weight 1 there: total + 1, check 7 -> 8), computed by hand; the check covers digits 21-33.
+        (fedex_mod11_34, "1001921334250001000310779017972698", True),
+        (fedex_mod11_34, "1001921334250001000310779017972697", False),
+    ],
+)
+def test_check_digit_boundaries(algorithm, number: str, valid: bool) -> None:
+    assert algorithm(number) is valid
+
+
+@pytest.mark.parametrize(
+    ("number", "why"),
+    [
+        # Check digits worked out by hand from the UPU S10 rule (weights 8 6 4 2 3 5 9 7,
+        # 11 - sum mod 11, 10 -> 0, 11 -> 5); the data set's numbers all share serial 12345678.
+        ("AA473124829GB", "the S10 example of the UPU standard: sum 200, 200 mod 11 = 2, 11 - 2 = 9"),
+        ("RR135792461CN", "sum 175, 175 mod 11 = 10, 11 - 10 = 1"),
+        ("RR111111115CN", "sum 44, 44 mod 11 = 0: 11 -> 5"),
+        ("RR100000140CN", "sum 45, 45 mod 11 = 1: 10 -> 0"),
+    ],
+)
+def test_s10_known_check_digits(number: str, why: str) -> None:
+    assert BOOK.validate("CHINAPOST", number) is None, why
+    for digit in "0123456789":
+        if digit != number[10]:
+            assert BOOK.validate("CHINAPOST", number[:10] + digit + number[11:]) == BAD_CHECK_DIGIT, digit
