@@ -1,6 +1,7 @@
 """Chaos run: the real failure mix while workers are SIGKILLed, then the auditor must pass.
 
     .venv/bin/python bench/chaos.py [--events 200000] [--kills 10] [--seed 3]
+        [--broker tansu|kafka] [--guarantee exactly_once|at_least_once] [--broker-kill]
 
 A publisher sends the sample (streams.sample: re-pushes, re-typed numbers, forwarders' numbers,
 carrier mismatches, backwards ship times, mistyped S10 numbers, broken events; 20% keyed by store
@@ -9,11 +10,20 @@ every other time on a wiped data directory; for part of the run a second worker 
 end every verdict is checked by `trackguard audit`. Prints throughput during the chaos, each
 recovery's seconds (restart to the next verdict from any worker) and the violations (expect 0).
 The short version of this is tests/integration/test_crash_recovery.py.
+
+`--broker kafka` runs it on a three-node Kafka cluster (replication 3, min ISR 2) from the Maven
+jars; `--broker-kill` also SIGKILLs one Kafka node at the 5th worker kill and restarts it at the
+6th. With `--guarantee exactly_once` (Kafka only) the auditor runs in exactly-once mode (every
+submission answered exactly as often as it was sent, no replay that was not sent as one), and a
+read_uncommitted reader counts what the transactions hide: the same run in at-least-once mode
+shows the duplicates and replays a consumer would otherwise see. (tests/integration/
+test_exactly_once.py is the short version.)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import signal
@@ -21,12 +31,17 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 from streams import settings as settings_mod
 from streams.audit import audit
 from streams.broker import EmbeddedBroker
 from streams.clients import Publisher
+from streams.cluster import KafkaCluster
 from streams.kafka import VerdictCollector, ensure_topics
 from streams.launch import WorkerProcess
 from streams.sample import generate
@@ -38,16 +53,26 @@ def main() -> int:
     ap.add_argument("--kills", type=int, default=10)
     ap.add_argument("--rate", type=int, default=1500, help="submissions per second offered (the run lasts events/rate)")
     ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--broker", choices=["tansu", "kafka"], default="tansu")
+    ap.add_argument("--guarantee", choices=["auto", "exactly_once", "at_least_once"], default="auto")
+    ap.add_argument("--broker-kill", action="store_true", help="kafka: SIGKILL one node mid-run, restart it later")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so that `finally` stops what we started
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="tg-chaos-"))
-    broker = EmbeddedBroker(log_path=work / "broker.log").start()
+    if args.broker == "kafka":
+        broker: Any = KafkaCluster(nodes=3, workdir=work / "kafka", log_dir=work / "kafka-logs").start()
+    else:
+        broker = EmbeddedBroker(log_path=work / "broker.log").start()
+    replication = 3 if args.broker == "kafka" else 1
+    os.environ["TRACKGUARD_GUARANTEE"] = args.guarantee  # for the workers (and said in their logs)
     workers: dict[str, WorkerProcess] = {}
     try:
-        settings = settings_mod.load(broker=broker.address)
+        settings = settings_mod.load(broker=broker.address, replication=replication)
+        os.environ["TRACKGUARD_REPLICATION"] = str(replication)
         ensure_topics(settings)
         collector = VerdictCollector(settings).start()
+        uncommitted = VerdictCollector(settings, isolation="read_uncommitted").start()
         sample = generate(args.events, settings.carriers, end_ms=int(time.time() * 1000), seed=args.seed)
         n = len(sample)
         pub = Publisher(settings)
@@ -82,6 +107,12 @@ def main() -> int:
                 start("b")  # a second worker for the middle of the run
             if k == 6 and "b" in workers:
                 workers["b"].stop()
+            if args.broker_kill and k == 4:
+                broker.kill_node(2)
+                print("SIGKILL Kafka node 2", flush=True)
+            if args.broker_kill and k == 5:
+                broker.start_node(2)
+                print("restarted Kafka node 2", flush=True)
             name = "a"
             wipe = k % 2 == 1
             workers[name].kill()
@@ -118,8 +149,20 @@ def main() -> int:
             f"{n:,} submissions, {len(collector.verdicts):,} verdicts (replays after kills included) in "
             f"{elapsed:.0f} s: {n / elapsed:,.0f} submissions/s through {args.kills} kills"
         )
+        exactly_once = "exactly_once" in workers["a"].log_text()
+        time.sleep(3.0)  # the read_uncommitted reader: what transactions hide arrives with the rest
         collector.stop()
-        report = audit(settings, idle_s=3.0)
+        uncommitted.stop()
+        for name, seen in (("read_committed", collector), ("read_uncommitted", uncommitted)):
+            sent = Counter(_event_id(e.value) for e in sample)
+            got = Counter(v.get("event_id") for v in seen.verdicts)
+            extra = sum(max(0, got[e] - n) for e, n in sent.items())
+            print(
+                f"{name}: {len(seen.verdicts):,} verdicts; {extra:,} more than the submissions sent "
+                f"(duplicates and crash replays); {sum(1 for e, n in sent.items() if got[e] < n)} events short"
+            )
+        report = audit(settings, idle_s=3.0, exactly_once=exactly_once)
+        print(f"guarantee: {'exactly_once' if exactly_once else 'at_least_once'}")
         print(report.render())
         return 0 if report.ok else 1
     finally:
@@ -127,6 +170,14 @@ def main() -> int:
             w.stop()
         broker.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _event_id(value: bytes) -> str | None:
+    try:
+        body = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    return body.get("event_id") if isinstance(body, dict) else None
 
 
 if __name__ == "__main__":

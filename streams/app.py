@@ -16,10 +16,11 @@ import faust
 from confluent_kafka import KafkaException
 
 from . import api, web
-from .hotpath import HotPath, die, install
+from .hotpath import die, install
 from .kafka import high_watermark_lags
 from .settings import Settings
 from .store import PartitionStore
+from .transactions import choose_hot_path
 
 log = logging.getLogger("trackguard.app")
 
@@ -71,11 +72,13 @@ def create_app(settings: Settings) -> faust.App:
             if markers
             else "probed: the broker reports exact high watermarks"
         )
-    hot = HotPath(settings, PartitionStore(numbers), markers)
+    hot, guarantee = choose_hot_path(settings, PartitionStore(numbers), markers)
 
     @app.task
     async def announce() -> None:  # logged once the worker's logging is set up
-        log.info("changelog markers %s (%s)", "on" if markers else "off", how)
+        log.info("processing guarantee: %s", guarantee)
+        if not hot.transactional:
+            log.info("changelog markers %s (%s)", "on" if markers else "off", how)
 
     app.trackguard_hotpath = hot  # type: ignore[attr-defined]
 
@@ -118,7 +121,7 @@ def create_app(settings: Settings) -> faust.App:
                 f"broker keeps everything in memory); restart the workers on wiped data dirs"
             )
 
-    if not markers:
+    if not markers and not hot.transactional:  # exactly once persists them after its commits
 
         @app.timer(2.0)
         async def persist_changelog_offsets() -> None:

@@ -17,9 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .core.carriers import CarrierBook
-from .core.events import Limits
+from .core.events import LICENSE_ID_FORMATS, Limits
 from .core.rules import HOUR_MS, Policy, Verdict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +46,7 @@ class Setting:
 
 
 _LIMITS, _POLICY = Limits(), Policy()
+GUARANTEES = ("auto", "at_least_once", "exactly_once")
 DECLARED: tuple[Setting, ...] = (
     Setting(
         "kafka",
@@ -79,6 +81,21 @@ DECLARED: tuple[Setting, ...] = (
         str,
         "auto",
         "end each changelog batch with a marker record: needed where the broker's high watermark lags (Tansu); auto probes the broker at start, or always / never",
+    ),
+    Setting(
+        "processing",
+        "guarantee",
+        str,
+        "auto",
+        "exactly_once (one Kafka transaction per batch: state, forwards, verdicts and offsets), at_least_once, or auto: exactly_once where the broker isolates transactions (Kafka), else at_least_once (Tansu); said at start",
+        "TRACKGUARD_GUARANTEE",
+    ),
+    Setting(
+        "processing",
+        "transaction_timeout_ms",
+        int,
+        10_000,
+        "exactly_once: a dead worker's open transaction is aborted after this long (until then read_committed consumers wait)",
     ),
     Setting("kafka", "session_timeout_s", float, 6.0, "consumer-group session; a join waits about half of it"),
     Setting("kafka", "heartbeat_interval_s", float, 0.5, "consumer-group heartbeat"),
@@ -130,6 +147,13 @@ DECLARED: tuple[Setting, ...] = (
     Setting("policy", "max_judged", int, _POLICY.max_judged, "event ids remembered per number (rule 2)"),
     Setting("policy", "max_uses", int, _POLICY.max_uses, "uses remembered per number (diagnosis)"),
     Setting(
+        "policy",
+        "license_id_format",
+        str,
+        "any",
+        "any, or uscc: a license_id that is no valid Unified Social Credit Code (18 characters, check digit) is invalid",
+    ),
+    Setting(
         "limits",
         "max_event_bytes",
         int,
@@ -170,6 +194,20 @@ DECLARED: tuple[Setting, ...] = (
         "TRACKGUARD_TOKENS",
     ),
     Setting("carriers", "file", str, "carriers.toml", "the carrier book, relative to the settings file"),
+    Setting(
+        "import",
+        "timezone",
+        str,
+        "Asia/Shanghai",
+        "trackguard import: the time zone of ship times written without an offset (IANA name; --timezone)",
+    ),
+    Setting(
+        "import",
+        "columns",
+        str,
+        "import_columns.toml",
+        "trackguard import: the column-header mapping, relative to the settings file (--columns adds to it)",
+    ),
 )
 _BY_SECTION: dict[str, dict[str, Setting]] = {}
 for _s in DECLARED:
@@ -212,6 +250,8 @@ class Settings:
     partitions: int
     replication: int
     changelog_markers: str
+    guarantee: str  # auto | at_least_once | exactly_once, as configured (the worker resolves auto)
+    transaction_timeout_ms: int
     session_timeout_s: float
     heartbeat_interval_s: float
     data_dir: Path
@@ -228,6 +268,8 @@ class Settings:
     carriers: CarrierBook
     tokens: dict[str, str]  # licence -> API token; held hashed by streams.api.Access
     admin_token: str | None
+    import_timezone: str = "Asia/Shanghai"  # [import]: read by `trackguard import` only
+    import_columns: Path | None = None
 
     @property
     def repartition_topic(self) -> str:
@@ -328,6 +370,7 @@ def load(config_path: str | Path | None = None, env: Mapping[str, str] | None = 
             )
         },
         broker=normalize_broker(kafka["broker"]),
+        **section_values("processing"),
         **worker,
         topics=Topics(**section_values("topics")),
         policy=Policy(
@@ -335,10 +378,12 @@ def load(config_path: str | Path | None = None, env: Mapping[str, str] | None = 
             max_judged=policy["max_judged"],
             max_uses=policy["max_uses"],
         ),
-        limits=Limits(**section_values("limits")),
+        limits=Limits(**section_values("limits"), license_id_format=policy["license_id_format"]),
         carriers=carriers,
         tokens=dict(values["access.tokens"]),
         admin_token=values["access.admin_token"] or None,
+        import_timezone=values["import.timezone"],
+        import_columns=path.parent / values["import.columns"],
     )
     _check(settings)
     return settings.with_(**overrides)
@@ -376,6 +421,21 @@ def _check(settings: Settings) -> None:
         raise SettingsError(
             f"[kafka] changelog_markers must be auto, always or never, not {settings.changelog_markers!r}"
         )
+    if settings.guarantee not in GUARANTEES:
+        raise SettingsError(
+            f"[processing] guarantee must be one of {', '.join(GUARANTEES)}, not {settings.guarantee!r}"
+        )
+    if settings.limits.license_id_format not in LICENSE_ID_FORMATS:
+        raise SettingsError(
+            f"[policy] license_id_format must be {' or '.join(LICENSE_ID_FORMATS)}, "
+            f"not {settings.limits.license_id_format!r}"
+        )
+    try:
+        ZoneInfo(settings.import_timezone)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise SettingsError(
+            f"[import] timezone {settings.import_timezone!r} is no IANA time zone (e.g. Asia/Shanghai)"
+        ) from None
     if settings.limits.max_dead_letter_bytes < 4 * settings.limits.dead_letter_prefix_bytes + 4096:
         raise SettingsError(
             "[limits] max_dead_letter_bytes must leave room for the prefix (4 x "

@@ -193,7 +193,9 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, acces
             waiter = asyncio.get_running_loop().create_future()
             hot.command_waiters[command_id] = waiter
             partition = partition_for(result.key, settings.partitions)
-            hot.producer.produce(settings.topics.commands, orjson.dumps(result.body), result.key, partition=partition)
+            hot.client_producer.produce(
+                settings.topics.commands, orjson.dumps(result.body), result.key, partition=partition
+            )
             try:
                 out = await asyncio.wait_for(waiter, COMMAND_TIMEOUT_S)
             except TimeoutError:

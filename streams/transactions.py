@@ -1,0 +1,307 @@
+"""Exactly-once: one Kafka transaction per hot-path batch.
+
+A batch's changelog records, re-keyed forwards, verdicts, dead letters, command results *and* its
+source offsets are committed in one transaction (KIP-98), with the offsets sent under the
+consumer group's current generation and member id (KIP-447): a worker that lost its partitions
+in a rebalance (a zombie) has its commit refused by the group coordinator, and a restarted worker
+with the same transactional id aborts whatever its previous life left open. A consumer with
+`isolation.level=read_committed` sees each submission's verdict once.
+
+What this changes against the at-least-once `HotPath`:
+- local state moves only when its transaction has committed. Until then a batch's states wait in
+  `uncommitted` (read by the next batches, not by the web views), so an aborted transaction or a
+  crash leaves RocksDB holding committed decisions only, and a restart cannot meet its own
+  uncommitted decisions as "replays";
+- no two-round produce (changelog first, verdicts after): inside one transaction nothing is
+  visible to read_committed readers before the commit;
+- Faust commits no offsets of the hot topics (nothing is acked to it); the transaction does;
+- persisted changelog offsets come from the committed end of each written partition, read right
+  after a commit while no transaction of ours is open.
+
+The consumer loop (`streams.hotpath._drain_messages`) provides the group identity and, when a
+transaction had to be aborted for a reason other than a refused record (a rebalance fenced it,
+the transaction timed out), drops the batches decided on top of it and seeks the hot partitions
+back to their committed offsets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import socket
+import struct
+import time
+from typing import Any
+
+from confluent_kafka import (
+    ConsumerGroupTopicPartitions,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
+
+from .hotpath import RECORD_ERRORS, BatchAborted, FatalProducerError, HotPath, Pending, producer_config
+from .processor import BatchResult, InRecord
+from .settings import Settings, SettingsError
+from .store import PartitionStore
+
+log = logging.getLogger("trackguard.transactions")
+
+# librdkafka's serialized consumer-group metadata (rd_kafka_consumer_group_metadata_write), which
+# confluent-kafka's `send_offsets_to_transaction` takes as bytes: magic, generation id (int32,
+# native order), group id, member id (NUL-terminated), whether the group instance id is NULL (int8),
+# then the instance id if not. Our consumer is Faust's aiokafka one, so the bytes are built here;
+# tests/test_transactions.py checks them against confluent-kafka's own consumer.
+_CGMD_MAGIC = b"CGMDv2:"
+
+
+def group_metadata(group_id: str, generation: int, member_id: str, instance_id: str | None = None) -> bytes:
+    out = _CGMD_MAGIC + struct.pack("=i", generation) + group_id.encode() + b"\0" + member_id.encode() + b"\0"
+    if instance_id is None:
+        return out + b"\x01"
+    return out + b"\x00" + instance_id.encode() + b"\0"
+
+
+def transactional_id(settings: Settings) -> str:
+    """Stable for one worker across restarts (host and data directory), distinct between workers:
+    a restarted worker's `init_transactions` aborts its previous life's open transaction at once
+    instead of leaving read_committed readers waiting for `transaction_timeout_ms`."""
+    where = f"{socket.gethostname()}:{settings.data_dir.resolve()}"
+    return f"{settings.app_id}-{hashlib.sha256(where.encode()).hexdigest()[:16]}"
+
+
+class TransactionalHotPath(HotPath):
+    transactional = True
+    PERSIST_EVERY_S = 2.0
+
+    def __init__(self, settings: Settings, store: PartitionStore) -> None:
+        super().__init__(settings, store, markers=False)
+        self.uncommitted: dict[tuple[int, bytes], bytes] = {}  # decided, transaction not yet committed
+        self.delivery_errors: list[tuple[KafkaError, str, bytes | None, bytes | None]] = []
+        self.persist_due = 0.0
+        self.renewals: list[float] = []  # when the producer was last replaced after being fenced
+        # Commands from the HTTP API are publications, like a client's: outside any transaction.
+        self.client_producer = Producer(
+            producer_config(settings, **{"client.id": f"{settings.app_id}-api", "linger.ms": 0})
+        )
+        self.producer.init_transactions(settings.transaction_timeout_ms / 1000 + 20)
+
+    def _new_producer(self, settings: Settings, client: str) -> Producer:
+        return Producer(
+            producer_config(
+                settings,
+                **{
+                    "client.id": client,
+                    "transactional.id": transactional_id(settings),
+                    "transaction.timeout.ms": settings.transaction_timeout_ms,
+                    # librdkafka requires it: a record cannot outlive the transaction it is part of.
+                    "delivery.timeout.ms": settings.transaction_timeout_ms,
+                    "error_cb": self._on_error,
+                    "delivery.report.only.error": True,
+                    "on_delivery": self._on_failed_delivery,
+                },
+            )
+        )
+
+    async def committed_offsets(self, group_id: str, tps: list) -> dict | None:
+        """Read with require_stable (KIP-447): waits out transactions whose offsets are still being
+        committed, so a partition's new owner never starts before its previous owner's last commit."""
+        if not tps:
+            return {}
+        if self.admin is None:
+            self.admin = AdminClient({"bootstrap.servers": self.settings.broker})
+        admin = self.admin
+        request = [ConsumerGroupTopicPartitions(group_id, [TopicPartition(tp.topic, tp.partition) for tp in tps])]
+
+        def fetch() -> dict[tuple[str, int], int | None]:
+            result = admin.list_consumer_group_offsets(request, require_stable=True, request_timeout=30)
+            found = result[group_id].result().topic_partitions
+            return {(tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None) for tp in found}
+
+        found = await asyncio.get_running_loop().run_in_executor(None, fetch)
+        return {tp: found.get((tp.topic, tp.partition)) for tp in tps}
+
+    def read(self, partition: int, key: bytes) -> bytes | None:
+        value = self.uncommitted.get((partition, key))
+        return value if value is not None else self.store.read(partition, key)
+
+    def begin(self, records: list[InRecord]) -> Pending:
+        t0 = time.perf_counter()
+        result = self.processor.process(records, self.read)
+        uncommitted = self.uncommitted
+        for partition, items in result.state_writes.items():
+            for key, value in items.items():
+                uncommitted[(partition, key)] = value
+        self._count_failures(result.counts.get("internal_error", 0))
+        timing = self.timing
+        timing["batches"] += 1
+        timing["records"] += len(records)
+        timing["decide_s"] += time.perf_counter() - t0
+        return Pending(result, time.perf_counter())
+
+    async def finish(self, pending: Pending) -> BatchResult:
+        result = pending.result
+        loop = asyncio.get_running_loop()
+        skip: set[tuple[str, bytes | None, bytes | None]] = set()
+        while True:
+            self.delivery_errors = []
+            try:
+                self._begin()
+                self._produce_batch(result, skip)
+                self._dead_letter_refused()  # refused in an earlier attempt: their dead letters
+                await loop.run_in_executor(None, self._commit, pending.source_offsets, pending.group)
+                break
+            except _Fenced as exc:
+                # Our transaction was aborted for us: it outlived transaction_timeout_ms (the worker
+                # stalled, e.g. paused past its session while the group moved its partitions: a
+                # zombie). Nothing of it is visible; a new producer takes over our transactional id.
+                self.uncommitted.clear()
+                await self._renew_producer(str(exc))
+                raise BatchAborted(f"fenced: {exc}") from None
+            except _Abortable as exc:
+                await loop.run_in_executor(None, self._abort)
+                refused = [e for e in self.delivery_errors if e[0].code() in RECORD_ERRORS]
+                if any(
+                    topic in (self.store.changelog_topic, self.settings.topics.invalid) for _e, topic, *_ in refused
+                ):
+                    raise FatalProducerError(
+                        f"the broker refused a changelog record or dead letter: {refused[0][0]}"
+                    ) from None
+                if not refused:
+                    self.uncommitted.clear()  # this batch's and every later one's: all void
+                    raise BatchAborted(str(exc)) from None
+                # Records the broker refused one by one: the same batch again, each replaced by its
+                # dead letter (a transaction cannot commit with a failed record in it).
+                for entry in refused:
+                    skip.add(entry[1:])
+                self.refused.extend(refused)
+        # Committed: now the local state may move (see the module's docstring).
+        uncommitted = self.uncommitted
+        for partition, items in result.state_writes.items():
+            self.store.write(partition, items)
+            for key, value in items.items():
+                if uncommitted.get((partition, key)) is value:  # not overwritten by a later batch
+                    del uncommitted[(partition, key)]
+        self.unpersisted.update(result.state_writes)
+        if self.unpersisted and time.monotonic() >= self.persist_due:
+            self.persist_due = time.monotonic() + self.PERSIST_EVERY_S
+            await self.persist_offsets()  # no transaction of ours is open: the ends are all committed
+        self._account(result, pending)
+        return result
+
+    async def persist_offsets(self) -> None:
+        await self._persist_ends(IsolationLevel.READ_COMMITTED)
+
+    def _produce_batch(self, result: BatchResult, skip: set) -> None:
+        produce = self.producer.produce
+        for rec in result.produce:
+            if not skip or (rec.topic, rec.key, rec.value) not in skip:
+                self._send(produce, rec)
+        topic = self.store.changelog_topic
+        for p, items in result.state_writes.items():
+            for key, value in items.items():
+                self._produce(produce, topic, value, key, {"partition": p})
+
+    def _begin(self) -> None:
+        try:
+            self.producer.begin_transaction()
+        except KafkaException as exc:
+            if exc.args[0].code() in _FENCED:
+                raise _Fenced(exc.args[0].str()) from None
+            raise FatalProducerError(f"could not begin a transaction: {exc.args[0]}") from None
+
+    async def _renew_producer(self, why: str) -> None:
+        now = time.monotonic()
+        self.renewals = [t for t in self.renewals if t > now - 60.0] + [now]
+        if len(self.renewals) > 3:  # fenced again and again: another live worker has our id
+            raise FatalProducerError(
+                f"fenced {len(self.renewals)} times within a minute: does another worker use transactional "
+                f"id {transactional_id(self.settings)} (same host and data directory)? {why}"
+            )
+        log.warning("this worker's transaction was fenced (%s): starting a new transactional producer", why)
+        self.producer = self._new_producer(self.settings, f"{self.settings.app_id}-hotpath")
+        await asyncio.get_running_loop().run_in_executor(
+            None, self.producer.init_transactions, self.settings.transaction_timeout_ms / 1000 + 20
+        )
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.code() not in _FENCED:  # fencing surfaces as the commit's exception: handled there
+            super()._on_error(err)
+
+    def _commit(self, offsets: dict[tuple[str, int], int], group: bytes) -> None:
+        """send_offsets_to_transaction + commit_transaction, retrying what librdkafka calls retriable."""
+        producer, deadline = self.producer, time.monotonic() + self.ACK_TIMEOUT_S
+        # flush first: it serves the delivery reports, so a refused record is known before the commit.
+        steps: list[Any] = [lambda: producer.flush(self.ACK_TIMEOUT_S)]
+        if offsets:
+            tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+            steps.append(lambda: producer.send_offsets_to_transaction(tps, group, self.ACK_TIMEOUT_S))
+        steps.append(lambda: producer.commit_transaction(self.ACK_TIMEOUT_S))
+        for step in steps:
+            while True:
+                try:
+                    step()
+                    break
+                except KafkaException as exc:
+                    err = exc.args[0]
+                    if err.txn_requires_abort():
+                        raise _Abortable(f"{err.name()}: {err.str()}") from None
+                    if err.retriable() and time.monotonic() < deadline:
+                        continue
+                    if err.code() in _FENCED:
+                        raise _Fenced(err.str()) from None
+                    raise FatalProducerError(f"the transaction could not commit: {err.name()}: {err.str()}") from None
+        if self.failures:
+            raise FatalProducerError(self.failures[0])
+
+    def _abort(self) -> None:
+        try:
+            self.producer.abort_transaction(self.ACK_TIMEOUT_S)
+        except KafkaException as exc:
+            raise FatalProducerError(f"the transaction could not be aborted: {exc.args[0]}") from None
+
+    def _on_failed_delivery(self, err: KafkaError | None, msg: Any) -> None:
+        # Inside a transaction a failed record fails the transaction (it cannot commit): collected
+        # here, sorted out after the abort. Purged records are those of an aborted transaction.
+        if err is not None and err.code() not in (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT):
+            self.delivery_errors.append((err, msg.topic(), msg.key(), msg.value()))
+
+
+_FENCED = (KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH)
+
+
+class _Fenced(Exception):
+    """A newer producer epoch exists for our transactional id: this producer can do nothing more."""
+
+
+class _Abortable(Exception):
+    """The transaction cannot commit and must be aborted (librdkafka: txn_requires_abort)."""
+
+
+def choose_hot_path(settings: Settings, store: PartitionStore, markers: bool) -> tuple[HotPath, str]:
+    """The hot path for `[processing] guarantee`, resolving "auto" by probing the broker."""
+    from .kafka import transactions_isolated
+
+    if settings.guarantee == "at_least_once":
+        return HotPath(settings, store, markers), "at_least_once ([processing] guarantee)"
+    hot = TransactionalHotPath(settings, store)
+    if transactions_isolated(settings, hot.producer):
+        how = (
+            "[processing] guarantee"
+            if settings.guarantee == "exactly_once"
+            else "auto: the broker isolates transactions"
+        )
+        return hot, f"exactly_once ({how}; transactional id {transactional_id(settings)})"
+    if settings.guarantee == "exactly_once":
+        raise SettingsError(
+            f"[processing] guarantee = exactly_once, but the broker at {settings.broker} does not isolate "
+            "transactions (read_committed readers see aborted records: the embedded broker, Tansu); "
+            "use at_least_once or auto there"
+        )
+    return HotPath(settings, store, markers), (
+        "at_least_once (auto: the broker does not isolate transactions, e.g. the embedded broker)"
+    )

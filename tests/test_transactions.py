@@ -1,0 +1,80 @@
+"""Exactly-once plumbing that needs no broker: the consumer-group metadata bytes librdkafka expects,
+the client internals the transactional hot path reads, and the settings that choose it.
+
+Behaviour (one verdict per submission under SIGKILLs, fencing, aborted records invisible) is tested
+on a real Kafka cluster in tests/integration/test_exactly_once.py.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer
+
+from streams import settings as settings_mod
+from streams.transactions import group_metadata, transactional_id
+
+
+def librdkafka_metadata(group_id: str) -> bytes:
+    """What confluent-kafka's own consumer serializes before it joins (generation -1, no member id)."""
+    consumer = Consumer({"group.id": group_id, "bootstrap.servers": "127.0.0.1:9", "log_level": 0})
+    try:
+        return consumer.consumer_group_metadata()
+    finally:
+        consumer.close()
+
+
+@pytest.mark.parametrize("group_id", ["trackguard", "g", "shop-团队-7"])
+def test_group_metadata_bytes_match_librdkafkas_own(group_id):
+    assert group_metadata(group_id, -1, "") == librdkafka_metadata(group_id)
+
+
+def test_group_metadata_carries_generation_and_member():
+    out = group_metadata("app", 7, "member-1")
+    assert out.startswith(b"CGMDv2:")
+    assert out[7:11] == (7).to_bytes(4, sys.byteorder, signed=True)  # librdkafka copies the int32 as is
+    assert out[11:] == b"app\0member-1\0\x01"
+    assert group_metadata("app", 7, "m", "static-1").endswith(b"m\0\x00static-1\0")
+
+
+def test_transactional_id_is_stable_per_data_dir_and_distinct_between_them(tmp_path):
+    base = settings_mod.load()
+    a1 = transactional_id(base.with_(data_dir=tmp_path / "a"))
+    a2 = transactional_id(base.with_(data_dir=tmp_path / "x" / ".." / "a"))
+    b = transactional_id(base.with_(data_dir=tmp_path / "b"))
+    assert a1 == a2 != b
+    assert a1.startswith(base.app_id + "-")
+
+
+def test_aiokafka_internals_the_transactional_path_reads():
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.consumer.group_coordinator import GroupCoordinator
+
+    init = inspect.getsource(GroupCoordinator.__init__)
+    assert "self.generation =" in init and "self.member_id =" in init
+    assert "self._coordinator = GroupCoordinator(" in inspect.getsource(AIOKafkaConsumer.start)
+    # The isolation level is read when start() builds the fetcher, after the hot path set it.
+    assert "isolation_level=self._isolation_level" in inspect.getsource(AIOKafkaConsumer.start)
+
+
+def test_faust_recovery_internals_for_commit_markers():
+    from faust.tables.recovery import Recovery
+
+    source = inspect.getsource(Recovery)
+    for attr in ("active_highwaters", "standby_highwaters", "active_offsets", "standby_offsets"):
+        assert f"self.{attr}" in source, attr
+    # Highwater = end offset - 1: a changelog ending in a commit marker never reaches it by records.
+    assert "value - 1 if value is not None else -1" in inspect.getsource(Recovery._build_highwaters)
+
+
+@pytest.mark.parametrize("value", ["auto", "at_least_once", "exactly_once"])
+def test_guarantee_setting_accepts_the_three_modes(value):
+    assert settings_mod.load(env={"TRACKGUARD_GUARANTEE": value}).guarantee == value
+
+
+def test_guarantee_setting_refuses_anything_else(tmp_path: Path):
+    with pytest.raises(settings_mod.SettingsError, match="guarantee must be one of auto, at_least_once, exactly_once"):
+        settings_mod.load(env={"TRACKGUARD_GUARANTEE": "exactly-once"})
