@@ -67,6 +67,7 @@ def main() -> int:
     replication = 3 if args.broker == "kafka" else 1
     os.environ["TRACKGUARD_GUARANTEE"] = args.guarantee  # for the workers (and said in their logs)
     workers: dict[str, WorkerProcess] = {}
+    ok = False
     try:
         settings = settings_mod.load(broker=broker.address, replication=replication)
         os.environ["TRACKGUARD_REPLICATION"] = str(replication)
@@ -164,12 +165,16 @@ def main() -> int:
         report = audit(settings, idle_s=3.0, exactly_once=exactly_once)
         print(f"guarantee: {'exactly_once' if exactly_once else 'at_least_once'}")
         print(report.render())
-        return 0 if report.ok else 1
+        ok = report.ok
+        return 0 if ok else 1
     finally:
         for w in workers.values():
             w.stop()
         broker.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        if sys.exc_info()[0] is None and ok:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"kept the logs and data in {work}")
 
 
 def _event_id(value: bytes) -> str | None:

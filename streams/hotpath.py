@@ -525,7 +525,7 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:
     except SystemicFailure as exc:
         die("records are failing faster than bad input explains", exc)
     except Exception as exc:  # a bug, not bad input: bad input is a verdict, never an exception
-        die("the decision path raised", exc)
+        die("the decision path raised", exc, trace=True)  # a bug: where it is matters
 
 
 def _restore(self: Any, tp: Any, recs: list) -> bool:
@@ -659,8 +659,8 @@ async def _ack_offsets(self: Any, tp: Any, offsets: list[int]) -> None:
         self._n_acked += 1
 
 
-def die(message: str, exc: BaseException | None = None) -> None:
+def die(message: str, exc: BaseException | None = None, *, trace: bool = False) -> None:
     """Stop the worker at once: safer than going on with state the topics no longer back."""
-    log.critical("FATAL: %s%s", message, f": {exc!r}" if exc else "")
+    log.critical("FATAL: %s%s", message, f": {exc!r}" if exc else "", exc_info=exc if trace else None)
     logging.shutdown()
     os._exit(70)

@@ -88,3 +88,20 @@ def test_recovery_internals_the_batched_restore_mirrors():
     ):
         assert needle in slurp, needle
     assert "self.standbys_ready = True" in inspect.getsource(TableManager.on_standbys_ready)
+
+
+def test_rebalance_hooks_the_hot_path_wraps():
+    """hot_next (streams/hotpath.py install()): revoke forgets, perform_seek sets, then decides."""
+    assert list(inspect.signature(Consumer.on_partitions_revoked).parameters) == ["self", "revoked"]
+    seek = inspect.getsource(Consumer.perform_seek)
+    assert "seek_to_committed()" in seek and "self._committed_offset.update(" in seek
+    # Why the hot path seeks again itself: Faust resumes the partitions before this seek ...
+    from faust.tables.recovery import Recovery
+
+    completed = inspect.getsource(Recovery.on_recovery_completed)
+    assert completed.index("consumer.resume_partitions(") < completed.index("consumer.perform_seek()")
+    # ... and aiokafka seeks only partitions with a committed offset above 0.
+    from aiokafka import AIOKafkaConsumer
+
+    assert "if offset and offset > 0:" in inspect.getsource(AIOKafkaConsumer.seek_to_committed)
+    assert list(inspect.signature(Consumer.seek).parameters) == ["self", "partition", "offset"]
