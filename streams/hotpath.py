@@ -425,6 +425,7 @@ def install(app: Any, hot: HotPath, hot_topics: set[str]) -> None:
         await base_consumer.perform_seek(self)
         tps = [tp for tp in self.assignment() if tp.topic in self.hot_topics]
         stable = await self.hot.committed_offsets(self.app.conf.id, tps)
+        starts = {}
         for tp in tps:
             committed = stable[tp] if stable is not None else self._committed_offset.get(tp)
             start = max(committed or 0, _hot_next(self).get(tp, 0))
@@ -433,7 +434,11 @@ def install(app: Any, hot: HotPath, hot_topics: set[str]) -> None:
             _hot_next(self)[tp] = start
             if stable is not None:
                 self._committed_offset[tp] = committed
-            await self.seek(tp, start)  # back over what was dropped before this partition was sought
+            starts[tp] = start
+        # Back over what was dropped before these partitions were sought. In the consumer's own
+        # thread: Faust's `seek` calls aiokafka from this one, racing its fetcher (a KeyError in
+        # aiokafka's `fetched_records` stopped a worker in the chaos run).
+        await self.seek_wait(starts)
 
     transport.Consumer = type(
         "HotPathConsumer",
@@ -638,7 +643,7 @@ async def _rewind(self: Any, tps: set) -> None:
         committed = self._committed_offset.get(tp) or 0
         hot_next[tp] = committed
         try:
-            await self.seek(tp, committed)
+            await self.seek_wait({tp: committed})  # in the consumer's thread (see perform_seek)
         except Exception as exc:  # noqa: BLE001 - no longer ours: the new owner reads from the committed offset
             log.info("not rewinding %s: %r", tp, exc)
 

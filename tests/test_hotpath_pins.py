@@ -104,4 +104,8 @@ def test_rebalance_hooks_the_hot_path_wraps():
     from aiokafka import AIOKafkaConsumer
 
     assert "if offset and offset > 0:" in inspect.getsource(AIOKafkaConsumer.seek_to_committed)
-    assert list(inspect.signature(Consumer.seek).parameters) == ["self", "partition", "offset"]
+    # Seeks go through seek_wait, which runs in the consumer's thread (Faust's seek does not).
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    assert "consumer.seek(tp, offset)" in inspect.getsource(AIOKafkaConsumerThread._seek_wait)
+    assert "call_thread(self._seek_wait" in inspect.getsource(AIOKafkaConsumerThread.seek_wait)
