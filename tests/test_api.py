@@ -16,6 +16,7 @@ from streams import api
 from streams import settings as settings_mod
 from streams.api import Access, Caller, CheckPlan, CommandRequest, Forward, Reply
 from streams.core.events import Submission
+from streams.core.queries import diagnose, status, used_entry
 from streams.core.rules import Policy, decide
 
 LIMITS = settings_mod.load().limits
@@ -115,19 +116,149 @@ def test_bodies_and_tokens():
     assert access.caller("Bearer nope") is None and access.caller("one") is None and access.caller(None) is None
 
 
-def test_the_openapi_document_is_the_routes_and_the_worker_serves_exactly_those():
-    from streams.app import create_app
-
-    doc = api.openapi()
-    assert {(r.path, r.method) for r in api.ROUTES} == {(p, m) for p, ops in doc["paths"].items() for m in ops}
-    assert doc["paths"]["/licenses/{license_id}/used"]["get"]["parameters"][0]["name"] == "license_id"
-    # No broker needed to build the app: markers forced, so nothing probes one.
-    app = create_app(settings_mod.load().with_(changelog_markers="always", broker="127.0.0.1:9"))
-    served = {r.canonical for r in app.web.web_app.router.resources()}
-    declared = {"/commands/{kind}" if r.path.startswith("/commands/") else r.path for r in api.ROUTES}
-    assert served == declared
-
-
 @pytest.mark.parametrize("number", ["RR123456785CN", "ＲＲ１２３４５６７８５ＣＮ"])
 def test_numbers_are_normalized_as_the_rules_normalize_them(number):
     assert api.number_of(number, LIMITS) == "RR123456785CN"
+
+
+# --- streams/core/queries.py: what a caller may see of a number's state ------------------------
+# States are written by hand in the stored shape (streams/core/rules.py State), times as literal
+# epoch ms with their RFC 3339 form computed by `date -u -d @<seconds>`, and the fingerprint is
+# the known answer of tests/core/test_known_answers.py: md5("CHINAPOST|RR123456785CN|1795996800000").
+
+SHIPPED_MS, SHIPPED_AT = 1_795_996_800_000, "2026-11-30T00:00:00.000Z"
+FINGERPRINT = "32cd784ef845c2561114174d13357a74"
+BINDING = {"license": "L1", "store": "S1", "order": "O1", "carrier": "CHINAPOST", "shipped_ms": SHIPPED_MS}
+
+
+def test_status_follows_freeze_blacklist_binding_reservation_in_that_order():
+    frozen_and_bound = {"binding": BINDING, "frozen": {"L2": NOW + 1}, "blacklist": ["L2"]}
+    assert status(None, "L1", NOW) == status({}, "L1", NOW) == "available"
+    assert status(frozen_and_bound, "L2", NOW) == "frozen"
+    # The freeze ends at its "until" (rule 4: frozen while until > now); the blacklist stays.
+    assert status(frozen_and_bound, "L2", NOW + 1) == "blacklisted"
+    assert status(frozen_and_bound, "L1", NOW) == "bound"
+    assert status(frozen_and_bound, None, NOW) == "bound"  # the admin has no freeze of its own
+    assert status({"binding": BINDING}, "L9", 0) == "bound"  # no freeze for L9, whatever the time
+    assert status({"blacklist": ["L2"]}, "L2", NOW) == "blacklisted"
+    reserved = {"reservation": {"license": "L2", "store": "S2", "order": "O2", "carrier": "UPS", "expires_ms": NOW + 1}}
+    assert status(reserved, "L1", NOW) == "reserved"
+    assert status(reserved, "L1", NOW + 1) == "available"  # live while expires_ms > now
+    assert status({"frozen": {"L2": NOW + 5}}, "L1", NOW) == "available"  # another licence's freeze
+
+
+def test_diagnosis_for_the_admin_shows_everything():
+    state = {
+        "binding": BINDING,
+        "frozen": {"L3": NOW + 3_600_000, "L2": NOW},
+        "blacklist": ["L2", "L3", "L4"],
+        "uses": [
+            ["L1", "S1", "O1", 1_789_990_000_000, "accepted", "FIRST_USE"],
+            ["L2", "S2", "O2", 1_790_000_000_000, "duplicate", "USED_BY_OTHER_LICENSE"],
+        ],
+    }
+    assert diagnose("RR123456785CN", state, None, NOW) == {
+        "tracking_no": "RR123456785CN",
+        "status": "bound",
+        "binding": {
+            "license_id": "L1",
+            "store_id": "S1",
+            "order_id": "O1",
+            "carrier_code": "CHINAPOST",
+            "shipped_at": SHIPPED_AT,
+            "fingerprint": FINGERPRINT,
+        },
+        "reservation": None,
+        "freezes": [
+            {"license_id": "L2", "frozen_until": "2026-09-21T14:13:20.000Z", "active": False},
+            {"license_id": "L3", "frozen_until": "2026-09-21T15:13:20.000Z", "active": True},
+        ],
+        "blacklisted_for": ["L2", "L3", "L4"],
+        "uses": [
+            {
+                "license_id": "L1",
+                "store_id": "S1",
+                "order_id": "O1",
+                "at": "2026-09-21T11:26:40.000Z",
+                "verdict": "accepted",
+                "reason": "FIRST_USE",
+            },
+            {
+                "license_id": "L2",
+                "store_id": "S2",
+                "order_id": "O2",
+                "at": "2026-09-21T14:13:20.000Z",
+                "verdict": "duplicate",
+                "reason": "USED_BY_OTHER_LICENSE",
+            },
+        ],
+    }
+
+
+def test_diagnosis_for_a_licence_reveals_nothing_of_another_licence():
+    state = {
+        "binding": BINDING,
+        "frozen": {"L2": NOW + 3_600_000, "L3": NOW + 7_200_000},
+        "blacklist": ["L2", "L3"],
+        "uses": [
+            ["L1", "S1", "O1", 1_789_990_000_000, "accepted", "FIRST_USE"],
+            ["L2", "S2", "O2", 1_790_000_000_000, "duplicate", "USED_BY_OTHER_LICENSE"],
+            ["L3", "S3", "O3", 1_790_000_000_000, "duplicate", "USED_BY_OTHER_LICENSE"],
+        ],
+    }
+    assert diagnose("RR123456785CN", state, "L2", NOW) == {
+        "tracking_no": "RR123456785CN",
+        "status": "frozen",
+        "binding": "other-license",
+        "reservation": None,
+        "freezes": [{"license_id": "L2", "frozen_until": "2026-09-21T15:13:20.000Z", "active": True}],
+        "blacklisted_for": ["L2"],
+        "uses": [
+            {
+                "license_id": "L2",
+                "store_id": "S2",
+                "order_id": "O2",
+                "at": "2026-09-21T14:13:20.000Z",
+                "verdict": "duplicate",
+                "reason": "USED_BY_OTHER_LICENSE",
+            }
+        ],
+        "uses_by_other_licenses": 2,
+    }
+    mine = diagnose("RR123456785CN", state, "L1", NOW)
+    assert mine["binding"]["fingerprint"] == FINGERPRINT and mine["binding"]["license_id"] == "L1"
+    assert (mine["status"], mine["freezes"], mine["blacklisted_for"]) == ("bound", [], [])
+    assert [u["license_id"] for u in mine["uses"]] == ["L1"] and mine["uses_by_other_licenses"] == 2
+
+
+def test_diagnosis_of_a_reservation_shows_the_holder_only_to_the_holder_while_it_lives():
+    state = {"reservation": {"license": "L1", "store": "S1", "order": "O1", "carrier": "UPS", "expires_ms": NOW + 1}}
+    holder_view = {"license_id": "L1", "store_id": "S1", "order_id": "O1", "expires_at": "2026-09-21T14:13:20.001Z"}
+    assert diagnose("RR123456785CN", state, "L1", NOW)["reservation"] == holder_view
+    assert diagnose("RR123456785CN", state, None, NOW)["reservation"] == holder_view
+    assert diagnose("RR123456785CN", state, "L2", NOW)["reservation"] == "other-license"
+    assert diagnose("RR123456785CN", state, None, NOW + 1)["reservation"] is None  # expired at expires_ms
+    empty = diagnose("RR123456785CN", None, "L1", NOW)
+    assert empty == {
+        "tracking_no": "RR123456785CN",
+        "status": "available",
+        "binding": None,
+        "reservation": None,
+        "freezes": [],
+        "blacklisted_for": [],
+        "uses": [],
+        "uses_by_other_licenses": 0,
+    }
+
+
+def test_the_used_list_names_only_the_binders_numbers_with_their_fingerprint():
+    assert used_entry("RR123456785CN", {"binding": BINDING}, "L1") == {
+        "tracking_no": "RR123456785CN",
+        "carrier_code": "CHINAPOST",
+        "store_id": "S1",
+        "order_id": "O1",
+        "shipped_at": SHIPPED_AT,
+        "fingerprint": FINGERPRINT,
+    }
+    assert used_entry("RR123456785CN", {"binding": BINDING}, "L2") is None
+    assert used_entry("RR123456785CN", {"blacklist": ["L1"]}, "L1") is None

@@ -136,3 +136,126 @@ def test_a_command_that_raises_still_gets_exactly_one_result(monkeypatch):
     assert (out.topic, body["ok"], body["error"]) == (T.command_results, False, "INTERNAL_ERROR")
     assert body["detail"].startswith("ZeroDivisionError") and result.command_results == [body]
     assert not result.state_writes
+
+
+NUMBER = b"RR123456785CN"
+HOME = partition_for(NUMBER, SETTINGS.partitions)  # the number's partition (murmur2, tested above)
+ELSEWHERE = (HOME + 1) % SETTINGS.partitions
+
+
+def command(cid: str, kind: str = "reserve", license_id: str = "L1", order: str = "O1") -> bytes:
+    fields = {
+        "reserve": {"store_id": "S1", "order_id": order, "carrier_code": "CHINAPOST", "ttl_s": 3600},
+        "release": {"order_id": order},
+    }[kind]
+    body = {"command": kind, "command_id": cid, "license_id": license_id, "tracking_no": "RR123456785CN"}
+    return orjson.dumps({**body, **fields})
+
+
+def test_every_record_gets_its_topic_key_and_source_and_is_counted_once():
+    records = [
+        rec(b"not json", b"k1", offset=1),  # dead letter, keyed by its raw key
+        rec(b"", None, offset=2),  # dead letter without a key
+        rec(event("e1"), NUMBER, partition=ELSEWHERE, offset=3),  # right key, wrong partition: re-keyed
+        rec(event("e2"), NUMBER, partition=HOME, offset=4),  # decided here
+        rec(event("e3", order="O2"), NUMBER, partition=HOME, offset=5),  # duplicate
+        rec(event("e4", order="O3"), NUMBER, partition=HOME, offset=6),  # frozen now
+        rec(event("e5", number="ZZ1"), b"x", offset=7),  # an unknown carrier is only forwarded here
+    ]
+    unknown = orjson.loads(event("u1", number="ANY123"))
+    unknown_raw = orjson.dumps({**unknown, "carrier_code": "acme"})
+    records.append(rec(unknown_raw, b"ANY123", partition=partition_for(b"ANY123", SETTINGS.partitions), offset=8))
+    records.append(rec(unknown_raw, b"ANY123", partition=ELSEWHERE, offset=9))  # forwarded too
+    unknown2 = orjson.dumps({**unknown, "event_id": "u2", "tracking_no": "ANY124", "carrier_code": "acme"})
+    records.append(rec(unknown2, b"ANY124", partition=partition_for(b"ANY124", SETTINGS.partitions), offset=10))
+    result = GuardProcessor(SETTINGS).process(records, Store().read)
+    outs = [(o.topic, o.key, o.partition, o.timestamp_ms, o.source) for o in result.produce]
+    assert outs == [
+        (T.invalid, b"k1", None, None, records[0]),
+        (T.invalid, None, None, None, records[1]),
+        (SETTINGS.repartition_topic, NUMBER, HOME, NOW, records[2]),
+        (T.accepted, NUMBER, None, None, records[3]),
+        (T.duplicate, NUMBER, None, None, records[4]),
+        (T.frozen, NUMBER, None, None, records[5]),
+        (T.invalid, b"x", None, None, records[6]),
+        (T.accepted, b"ANY123", None, None, records[7]),
+        (SETTINGS.repartition_topic, b"ANY123", partition_for(b"ANY123", SETTINGS.partitions), NOW, records[8]),
+        (T.accepted, b"ANY124", None, None, records[9]),
+    ]
+    assert result.produce[2].value == records[2].value  # forwarded as published
+    assert result.counts == {
+        "invalid": 3,
+        "forwarded": 2,
+        "accepted": 3,
+        "duplicate": 1,
+        "frozen": 1,
+        "unknown_carrier": 2,
+    }
+    dead = orjson.loads(result.produce[0].value)
+    assert dead["source"] == {"topic": T.submitted, "partition": HOME, "offset": 1}
+    assert dead["raw"] == "bm90IGpzb24="  # base64 of b"not json"
+
+
+def test_decision_failures_are_each_counted_and_keep_their_record(monkeypatch):
+    import streams.processor as processor
+
+    monkeypatch.setattr(processor, "decide", lambda *a: 1 / 0)
+    monkeypatch.setattr(processor, "apply_command", lambda *a: 1 / 0)
+    records = [
+        rec(event("e1"), NUMBER, partition=HOME, offset=1),
+        rec(event("e2"), NUMBER, partition=HOME, offset=2),
+        rec(command("c1"), NUMBER, topic=T.commands, partition=HOME, offset=3),
+    ]
+    result = GuardProcessor(SETTINGS).process(records, Store().read)
+    assert [(o.topic, o.key, o.source) for o in result.produce] == [
+        (T.invalid, NUMBER, records[0]),
+        (T.invalid, NUMBER, records[1]),
+        (T.command_results, NUMBER, records[2]),
+    ]
+    assert result.counts == {"internal_error": 3}
+    dead = orjson.loads(result.produce[0].value)
+    assert dead["raw_length"] == len(records[0].value) and dead["raw"]  # the raw bytes are kept
+    body = orjson.loads(result.produce[2].value)
+    assert body["source"] == {"topic": T.commands, "partition": HOME, "offset": 3}
+    assert (body["command_id"], body["error"]) == (None, "INTERNAL_ERROR")
+
+
+def test_commands_are_decided_on_their_numbers_partition_and_see_the_batchs_earlier_decisions():
+    store = Store()
+    records = [
+        rec(b"{", b"k", topic=T.commands, partition=HOME, offset=1),  # unreadable: a result all the same
+        rec(command("c1"), b"other", topic=T.commands, partition=HOME, offset=2),  # another key: re-keyed
+        rec(command("c2"), NUMBER, topic=T.commands, partition=ELSEWHERE, offset=3),  # another partition
+        rec(command("c3"), NUMBER, topic=T.commands, partition=HOME, offset=4),  # reserved
+        rec(command("c4", license_id="L2"), NUMBER, topic=T.commands, partition=HOME, offset=5),  # refused
+        rec(command("c5", kind="release"), NUMBER, topic=T.commands, partition=HOME, offset=6),  # released
+        rec(None, None, topic=T.commands, partition=HOME, offset=7),  # no value: a result all the same
+    ]
+    result = GuardProcessor(SETTINGS).process(records, store.read)
+    outs = [(o.topic, o.key, o.partition, o.timestamp_ms, o.source) for o in result.produce]
+    assert outs == [
+        (T.command_results, b"k", None, None, records[0]),
+        (T.commands, NUMBER, HOME, NOW, records[1]),
+        (T.commands, NUMBER, HOME, NOW, records[2]),
+        (T.command_results, NUMBER, None, None, records[3]),
+        (T.command_results, NUMBER, None, None, records[4]),
+        (T.command_results, NUMBER, None, None, records[5]),
+        (T.command_results, None, None, None, records[6]),
+    ]
+    assert [o.value for o in result.produce[1:3]] == [records[1].value, records[2].value]
+    bodies = [orjson.loads(o.value) for o in result.produce]
+    assert result.command_results == [bodies[0], bodies[3], bodies[4], bodies[5], bodies[6]]
+    assert (bodies[0]["error"], bodies[3]["ok"], bodies[4]["error"]) == (
+        "INVALID_COMMAND:json",
+        True,
+        "ALREADY_RESERVED",
+    )
+    assert (bodies[5]["ok"], bodies[6]["error"]) == (True, "INVALID_COMMAND:body")
+    assert result.counts == {"command_invalid": 2, "forwarded": 2, "command_ok": 2, "command_refused": 1}
+    (written,) = result.state_writes[HOME].values()
+    state = orjson.loads(written)
+    assert "reservation" not in state and list(state["commands"]) == ["c3", "c4", "c5"]
+    # The same command again: its first result, and nothing to write.
+    store[(HOME, NUMBER)] = written
+    again = GuardProcessor(SETTINGS).process([rec(command("c3"), NUMBER, topic=T.commands, partition=HOME)], store.read)
+    assert orjson.loads(again.produce[0].value)["replay"] is True and again.state_writes == {}

@@ -17,6 +17,7 @@ from streams.core.check_digits import (
     fedex_mod10_15,
     fedex_mod11_34,
     gs1_mod10,
+    s10,
     s10_check_digit,
     s10_number,
     ups_1z,
@@ -700,3 +701,8 @@ def test_s10_known_check_digits(number: str, why: str) -> None:
     for digit in "0123456789":
         if digit != number[10]:
             assert BOOK.validate("CHINAPOST", number[:10] + digit + number[11:]) == BAD_CHECK_DIGIT, digit
+
+
+@pytest.mark.parametrize("number", ["RR123456785CNX", "RRA23456785CN", "RR12345678ACN", "RR12"])
+def test_s10_refuses_other_shapes(number: str) -> None:
+    assert s10(number) is False

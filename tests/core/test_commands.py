@@ -10,7 +10,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from streams import settings as settings_mod
-from streams.core.commands import Command, CommandRejection, apply_command, parse_command
+from streams.core.commands import Command, CommandRejection, apply_command, parse_command, rejection_result
 from streams.core.rules import HOUR_MS, Policy, decide
 
 from .test_rules import T0, sub
@@ -196,3 +196,166 @@ def test_a_rejection_names_the_command_and_its_id_when_they_are_readable():
     assert (rejected.command, rejected.command_id, rejected.tracking_no) == ("release", "c1", "RR123456785CN")
     unknown = parse(command="destroy")
     assert (unknown.error, unknown.command, unknown.command_id) == ("INVALID_COMMAND:command", None, "c1")
+
+
+RELEASE = {
+    "command": "release",
+    "command_id": "c1",
+    "license_id": "L1",
+    "tracking_no": "RR123456785CN",
+    "order_id": "O1",
+}
+APPEAL = {
+    "command": "appeal",
+    "command_id": "a1",
+    "license_id": "L1",
+    "tracking_no": "RR123456785CN",
+    "evidence_sha256": SHA,
+    "evidence_ref": "s3://evidence/1.pdf",
+    "decided_by": "ops-7",
+    "decision": "approved",
+}
+RESERVE = {
+    "command": "reserve",
+    "command_id": "r1",
+    "license_id": "L1",
+    "tracking_no": "RR123456785CN",
+    "store_id": "S1",
+    "order_id": "O1",
+    "carrier_code": "china post",
+    "ttl_s": 600,
+}
+
+
+def parse_raw(raw):
+    return parse_command(raw, T0, SETTINGS.carriers, SETTINGS.limits)
+
+
+def test_a_parsed_command_carries_its_kind_ids_number_time_and_fields():
+    assert parse_raw(orjson.dumps({**RELEASE, "command_id": " c1 ", "license_id": " L1 "})) == Command(
+        "release", "c1", "L1", "RR123456785CN", T0, {"order_id": "O1"}
+    )
+    appeal = parse_raw(orjson.dumps({**APPEAL, "evidence_sha256": SHA.upper(), "decision": "rejected"}))
+    assert appeal == Command(
+        "appeal",
+        "a1",
+        "L1",
+        "RR123456785CN",
+        T0,
+        {"evidence_sha256": SHA, "evidence_ref": "s3://evidence/1.pdf", "decided_by": "ops-7", "decision": "rejected"},
+    )
+    assert parse_raw(orjson.dumps(APPEAL)).fields["decision"] == "approved"
+
+
+def test_the_body_limit_is_inclusive():
+    limit = SETTINGS.limits.max_event_bytes
+
+    def padded(size):
+        raw = orjson.dumps({**RELEASE, "pad": ""})
+        return orjson.dumps({**RELEASE, "pad": "x" * (size - len(raw))})
+
+    assert len(padded(limit)) == limit and isinstance(parse_raw(padded(limit)), Command)
+    assert parse_raw(padded(limit + 1)).error == "INVALID_COMMAND:body"
+    assert parse_raw(None) == CommandRejection("INVALID_COMMAND:body", None, None, None)
+    assert parse_raw(b"[1, 2]") == CommandRejection("INVALID_COMMAND:json", None, None, None)
+
+
+def test_ttl_is_one_second_to_thirty_days():
+    month = 30 * 24 * 3600
+    assert parse_raw(orjson.dumps({**RESERVE, "ttl_s": 1})).fields["ttl_s"] == 1
+    assert parse_raw(orjson.dumps({**RESERVE, "ttl_s": month})).fields["ttl_s"] == month
+    for ttl in (month + 1, -1, True, 1.5):
+        rejected = parse_raw(orjson.dumps({**RESERVE, "ttl_s": ttl}))
+        assert rejected == CommandRejection("INVALID_COMMAND:ttl_s", "reserve", "r1", "RR123456785CN"), ttl
+
+
+def test_tracking_numbers_are_checked_like_a_submissions():
+    limit = SETTINGS.limits.max_tracking_chars  # after normalization
+    assert parse_raw(orjson.dumps({**RELEASE, "tracking_no": "A" * limit})).tracking_no == "A" * limit
+    for number in ("A" * (limit + 1), "RR12345678€CN", "- _ -"):
+        rejected = parse_raw(orjson.dumps({**RELEASE, "tracking_no": number}))
+        assert rejected == CommandRejection("INVALID_COMMAND:tracking_no", "release", "c1", None), number
+    # reserve checks the carrier's formats: a number that fits none is a bad tracking_no, not a bad digit
+    unknown = parse_raw(orjson.dumps({**RESERVE, "tracking_no": "HELLO"}))
+    assert unknown == CommandRejection("INVALID_COMMAND:tracking_no", "reserve", "r1", "HELLO")
+    bad_digit = parse_raw(orjson.dumps({**RESERVE, "tracking_no": "RR123456784CN"}))
+    assert bad_digit == CommandRejection("BAD_CHECK_DIGIT", "reserve", "r1", "RR123456784CN")
+
+
+def test_every_rejected_field_is_named_and_the_command_echoed():
+    for name in ("command_id", "license_id", "tracking_no"):
+        rejected = parse_raw(orjson.dumps({k: v for k, v in RELEASE.items() if k != name}))
+        cid = None if name == "command_id" else "c1"
+        assert rejected == CommandRejection(f"INVALID_COMMAND:{name}", "release", cid, None), name
+    for change in ({"evidence_sha256": "ab" * 31}, {"evidence_sha256": 5}, {"decision": "maybe"}, {"decision": None}):
+        name = next(iter(change))
+        rejected = parse_raw(orjson.dumps({**APPEAL, **change}))
+        assert rejected == CommandRejection(f"INVALID_COMMAND:{name}", "appeal", "a1", "RR123456785CN"), change
+
+
+def test_a_rejection_result_is_the_spec_shape():
+    rejection = CommandRejection("INVALID_COMMAND:ttl_s", "reserve", "r1", "RR123456785CN")
+    assert rejection_result(rejection, 1_790_000_000_000) == {
+        "command_id": "r1",
+        "command": "reserve",
+        "tracking_no": "RR123456785CN",
+        "ok": False,
+        "error": "INVALID_COMMAND:ttl_s",
+        "decided_at": "2026-09-21T14:13:20.000Z",  # date -u -d @1790000000
+        "replay": False,
+    }
+
+
+def test_a_command_result_is_the_spec_shape():
+    (reserved,) = run(cmd("reserve", ttl_s=3600))[0]
+    assert reserved == {
+        "command_id": "c1",
+        "command": "reserve",
+        "tracking_no": "RR123456785CN",
+        "license_id": "L1",
+        "ok": True,
+        "error": None,
+        "decided_at": "2026-09-21T14:13:20.000Z",  # T0: date -u -d @1790000000
+        "replay": False,
+        "seq": 1,
+        "expires_at": "2026-09-21T15:13:20.000Z",  # T0 + 1 h
+    }
+
+
+def test_a_reservation_ends_at_its_expiry_time_exactly():
+    (_,), state = run(cmd("reserve", ttl_s=3600))
+    at_expiry = T0 + 3600 * 1000
+    (other,), _ = run(cmd("reserve", cid="c2", license_id="L2", now_ms=at_expiry), state=state)
+    assert other["ok"], other
+    (release,), _ = run(cmd("release", cid="c3", now_ms=at_expiry), state=state)
+    assert release["error"] == "NOT_RESERVED"
+    (still,), _ = run(cmd("reserve", cid="c4", license_id="L2", now_ms=at_expiry - 1), state=state)
+    assert still["error"] == "ALREADY_RESERVED"
+
+
+def test_an_appeal_is_recorded_with_its_evidence_and_the_record_is_bounded():
+    state = {"blacklist": ["L1"], "seq": 5}  # blacklisted, the freeze long gone
+    (r,), after = run(cmd("appeal", decision="approved", now_ms=T0 + 7), state=state)
+    assert (r["ok"], r["seq"], r["decision"], after["seq"]) == (True, 6, "approved", 6)
+    assert after["blacklist"] == [] and after["appeals"] == [
+        {
+            "license": "L1",
+            "decision": "approved",
+            "evidence_sha256": SHA,
+            "evidence_ref": "s3://evidence/1.pdf",
+            "decided_by": "ops-7",
+            "at_ms": T0 + 7,
+        }
+    ]
+    small = Policy(max_uses=3)
+    state = {"blacklist": ["L1"], "appeals": [{"n": i} for i in range(5)]}
+    _, after = apply_command(state, cmd("appeal", decision="rejected"), small)
+    assert [a.get("n") for a in after["appeals"]] == [3, 4, None]  # the newest max_uses kept, oldest first
+
+
+def test_remembered_command_results_are_bounded_oldest_first():
+    small = Policy(max_judged=2)
+    state = None
+    for i in range(3):
+        _, state = apply_command(state, cmd("release", cid=f"c{i}"), small)
+    assert list(state["commands"]) == ["c1", "c2"] and state["seq"] == 3

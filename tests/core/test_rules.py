@@ -226,3 +226,56 @@ def test_properties_over_histories(subs):
         if v["verdict"] == "duplicate" and not v["replay"]:
             assert s.license_id in state["blacklist"]
             assert state["frozen"][s.license_id] == s.now_ms + POLICY.freeze_ms
+
+
+def test_a_verdict_repeats_the_submission_and_adds_the_spec_fields():
+    # Times by `date -u -d @<s>`; the fingerprint is md5("CHINAPOST|RR123456785CN|1795996800000"),
+    # the known answer of tests/core/test_known_answers.py.
+    shipped = 1_795_996_800_000
+    first = sub(carrier="CHINAPOST", shipped_ms=shipped)
+    (v, dup), _ = run(
+        first, sub("e2", license_id="L2", store_id="S2", order_id="O2", carrier="CHINAPOST", shipped_ms=shipped)
+    )
+    common = {"carrier_code": "CHINAPOST", "tracking_no": "RR123456785CN", "shipped_at": "2026-11-30T00:00:00.000Z"}
+    assert v == {
+        "event_id": "e1",
+        "license_id": "L1",
+        "store_id": "S1",
+        "order_id": "O1",
+        **common,
+        "source": "erp",
+        "verdict": "accepted",
+        "code": "ACCEPTED",
+        "reason": "FIRST_USE",
+        "fingerprint": "32cd784ef845c2561114174d13357a74",
+        "decided_at": "2026-09-21T14:13:20.000Z",
+        "replay": False,
+        "bound_to": {"store_id": "S1", "order_id": "O1"},
+        "seq": 1,
+    }
+    assert dup == {
+        "event_id": "e2",
+        "license_id": "L2",
+        "store_id": "S2",
+        "order_id": "O2",
+        **common,
+        "source": "erp",
+        "verdict": "duplicate",
+        "code": "TRACKING_DUPLICATE",
+        "reason": "USED_BY_OTHER_LICENSE",
+        "fingerprint": "32cd784ef845c2561114174d13357a74",
+        "decided_at": "2026-09-21T14:13:20.000Z",
+        "replay": False,
+        "bound_to": "other-license",
+        "frozen_until": "2026-09-24T14:13:20.000Z",  # 72 h later
+        "seq": 2,
+    }
+
+
+def test_the_uses_kept_for_the_diagnosis_are_the_newest_max_uses():
+    subs = [sub(f"e{i}", order_id=f"O{i}", now_ms=T0 + i) for i in range(3)]
+    for max_uses, kept in ((1, ["O2"]), (2, ["O1", "O2"]), (3, ["O0", "O1", "O2"])):
+        state = None
+        for s in subs:
+            _, state = decide(state, s, Policy(max_uses=max_uses))
+        assert [u[2] for u in state["uses"]] == kept, max_uses
