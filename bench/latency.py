@@ -139,11 +139,14 @@ class App:
 
     def __init__(self, name: str, broker: BenchBroker, work: Path, logs: Path, keying: str) -> None:
         self.name = name
-        if name == "trackguard":
+        if name.startswith("trackguard"):
             settings = settings_mod.load(broker=broker.address, data_dir=work / "data")
             ensure_topics(settings)
             self.outputs = list(settings.topics.verdicts)
-            self.process = WorkerProcess(broker.address, work / "w0", logs / "worker.log")
+            # "trackguard": the default guarantee (exactly once on Kafka, probed); "trackguard-alo":
+            # at least once, for the cost of the transactions on the same kind of broker.
+            env = {"TRACKGUARD_GUARANTEE": "at_least_once"} if name == "trackguard-alo" else None
+            self.process = WorkerProcess(broker.address, work / "w0", logs / "worker.log", env=env)
             self.log = logs / "worker.log"
         else:
             create_topics(broker.address, [PEER_INPUT, PEER_OUTPUT], QUIX_TOPIC_CONFIG)
@@ -261,7 +264,9 @@ def run_app(name: str, args: argparse.Namespace, events: list, counts: list[int]
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--broker", choices=["tansu", "kafka"], default="tansu")
-    ap.add_argument("--apps", nargs="+", choices=["trackguard", "quix"], default=["trackguard", "quix"])
+    ap.add_argument(
+        "--apps", nargs="+", choices=["trackguard", "trackguard-alo", "quix"], default=["trackguard", "quix"]
+    )
     ap.add_argument("--loads", type=float, nargs="+", default=[1000, 5000, 20000], help="offered events/s")
     ap.add_argument("--seconds", type=float, default=10.0, help="duration of each load")
     ap.add_argument("--keying", choices=["number", "store"], default="number")
