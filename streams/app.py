@@ -77,8 +77,7 @@ def create_app(settings: Settings) -> faust.App:
     @app.task
     async def announce() -> None:  # logged once the worker's logging is set up
         log.info("processing guarantee: %s", guarantee)
-        if not hot.transactional:
-            log.info("changelog markers %s (%s)", "on" if markers else "off", how)
+        log.info("changelog markers %s (%s)", "on" if markers and not hot.transactional else "off", how)
 
     app.trackguard_hotpath = hot  # type: ignore[attr-defined]
 

@@ -125,6 +125,9 @@ class TransactionalHotPath(HotPath):
         found = await asyncio.get_running_loop().run_in_executor(None, fetch)
         return {tp: found.get((tp.topic, tp.partition)) for tp in tps}
 
+    def void(self) -> None:
+        self.uncommitted.clear()
+
     def read(self, partition: int, key: bytes) -> bytes | None:
         value = self.uncommitted.get((partition, key))
         return value if value is not None else self.store.read(partition, key)
@@ -136,12 +139,7 @@ class TransactionalHotPath(HotPath):
         for partition, items in result.state_writes.items():
             for key, value in items.items():
                 uncommitted[(partition, key)] = value
-        self._count_failures(result.counts.get("internal_error", 0))
-        timing = self.timing
-        timing["batches"] += 1
-        timing["records"] += len(records)
-        timing["decide_s"] += time.perf_counter() - t0
-        return Pending(result, time.perf_counter())
+        return self._decided(records, result, t0)
 
     async def finish(self, pending: Pending) -> BatchResult:
         result = pending.result
