@@ -428,8 +428,9 @@ def install(app: Any, hot: HotPath, hot_topics: set[str]) -> None:
         # revoke commits after it (the epoch voids them): else its commit could land after the next
         # owner, or this worker's next assignment, read the committed offsets, and its records were
         # decided again (measured: 230 verdicts twice in a CI run of the zombie test).
-        while self.__dict__.get("hot_committing"):
-            await asyncio.sleep(0.005)
+        waited = time.monotonic()
+        while self.__dict__.get("hot_committing") and time.monotonic() - waited < 10.0:
+            await asyncio.sleep(0.005)  # bounded: a commit stuck on a lost coordinator must not hold the group
         self.hot_epoch = self.__dict__.get("hot_epoch", 0) + 1
         for tp in revoked:
             _hot_next(self).pop(tp, None)
