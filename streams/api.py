@@ -22,6 +22,7 @@ import orjson
 from .core.commands import KINDS
 from .core.events import Limits
 from .core.normalize import is_clean_tracking, normalize_tracking
+from .core.performance import PerformancePolicy, StoreState, store_key, view
 from .core.queries import diagnose, status
 from .core.rules import State
 
@@ -66,11 +67,17 @@ class Backend(Protocol):
     """What the handlers need of a worker."""
 
     limits: Limits
+    performance: PerformancePolicy
 
     def read(self, key: bytes) -> State | None: ...
 
     def owner(self, key: bytes) -> Any | None:
         """The URL of the worker that owns the key's partition; None when it is this one."""
+
+    def read_store(self, key: bytes) -> StoreState | None: ...
+
+    def store_owner(self, key: bytes) -> Any | None:
+        """The URL of the worker that owns the store's partition (stores table); None: this one."""
 
     def now_ms(self) -> int: ...
 
@@ -204,6 +211,24 @@ def used_page(q: UsedQuery, rows: list[dict[str, Any]]) -> Reply:
     return Reply(200, {"license_id": q.license_id, "items": rows, "next_after": next_after})
 
 
+def performance(
+    backend: Backend, caller: Caller, store_id: str, query: dict[str, str], routed: bool
+) -> Reply | Forward:
+    """GET /stores/{id}/performance: a store is (licence, store id); a licence sees its own stores."""
+    asked = query.get("license")
+    if not caller.admin:
+        if asked is not None and asked != caller.license_id:
+            return problem(403, "a licence token sees only its own stores")
+        asked = caller.license_id
+    if not asked:
+        return problem(400, "name the store's licence: ?license=LICENCE (an admin token sees every licence)")
+    key = store_key(asked, store_id)
+    url = None if routed else backend.store_owner(key)
+    if url is not None:
+        return Forward(url)
+    return Reply(200, view(backend.read_store(key), asked, store_id, backend.performance))
+
+
 @dataclass(frozen=True)
 class CommandRequest:
     """A command to publish keyed by its number, once the owning worker has it."""
@@ -278,6 +303,13 @@ ROUTES: tuple[Route, ...] = (
             ("limit", {"type": "integer", "minimum": 1, "maximum": 5000}),
             ("format", {"type": "string", "enum": ["json", "csv"]}),
         ),
+    ),
+    Route(
+        "get",
+        "/stores/{store_id}/performance",
+        "Failed shipments of a store per month, with LFR penalties and service downgrades",
+        {"200": "months", "403": "another licence", **_AUTH},
+        query=(("license", {"type": "string"}),),
     ),
     *(
         Route(

@@ -15,7 +15,7 @@ import time
 import faust
 from confluent_kafka import KafkaException
 
-from . import api, web
+from . import api, stores, web
 from .hotpath import die, install
 from .kafka import high_watermark_lags
 from .settings import Settings
@@ -89,7 +89,8 @@ def create_app(settings: Settings) -> faust.App:
             die(f"a submission reached the Faust stream, so the hot path is not installed: {event.message.tp}")
 
     install(app, hot, set(hot_topics))
-    web.register(app, settings, hot, numbers, api.Access(settings.tokens, settings.admin_token))
+    store_table = stores.wire(app, settings)
+    web.register(app, settings, hot, numbers, store_table, api.Access(settings.tokens, settings.admin_token))
 
     unreachable_since: list[float] = []
 

@@ -14,6 +14,7 @@ Prints the counts and every violation; the CLI exits 1 on any.
 from __future__ import annotations
 
 import base64
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
@@ -21,6 +22,7 @@ import orjson
 
 from .core.commands import Command, apply_command, parse_command
 from .core.events import Rejection, Submission, parse_submission
+from .core.performance import Failure, count, failure_of, month_of, store_key
 from .core.rules import decide
 from .kafka import read_topics
 from .settings import Settings
@@ -51,7 +53,14 @@ def _read(settings: Settings, topics: list[str], idle_s: float, max_s: float) ->
     return [m for m in read_topics(settings, topics, until_idle_s=idle_s, max_s=max_s) if not m.error()]
 
 
-def audit(settings: Settings, *, idle_s: float = 3.0, max_s: float = 600.0, exactly_once: bool = False) -> AuditReport:
+def audit(
+    settings: Settings,
+    *,
+    idle_s: float = 3.0,
+    max_s: float = 600.0,
+    exactly_once: bool = False,
+    alerts_wait_s: float = 30.0,
+) -> AuditReport:
     """With `exactly_once`, every submission must have exactly as many answers as it was sent
     (a verdict, or a dead letter, each once), not at least as many: for runs without a crash."""
     report = AuditReport()
@@ -172,7 +181,51 @@ def audit(settings: Settings, *, idle_s: float = 3.0, max_s: float = 600.0, exac
                 report.violations.append(f"{number} {kind} {name}: worker vs core {diff}")
             report.counts["replayed_against_core"] += 1
     report.counts["numbers"] = len(chains)
+    verdicts = [orjson.loads(m.value()) for m in outputs if m.topic() != t.command_results]
+    _audit_alerts(settings, verdicts, report, idle_s, max_s, alerts_wait_s)
     return report
+
+
+def _audit_alerts(
+    settings: Settings, verdicts: list[dict], report: AuditReport, idle_s: float, max_s: float, wait_s: float
+) -> None:
+    """4. The alerts the failures call for, all published, and nothing else.
+
+    The store path runs behind the verdicts (one more hop, per message): a missing alert is read
+    for again for up to `wait_s` before it is a violation."""
+    failures: dict[bytes, list[Failure]] = defaultdict(list)
+    for verdict in verdicts:
+        failure = failure_of(verdict)
+        if failure is not None:
+            failures[store_key(failure.license_id, failure.store_id)].append(failure)
+    policy = settings.performance
+    expected: set[str] = set()
+    month_failures: dict[tuple[bytes, str], set[str]] = defaultdict(set)
+    for key, found in failures.items():
+        state = None
+        for failure in found:  # which alerts, unlike their event ids, does not depend on the order
+            called, state = count(state, failure, policy)
+            expected.update(a["alert_id"] for a in called)
+            month_failures[(key, month_of(failure.decided_at, policy.timezone))].add(failure.event_id)
+    deadline = time.monotonic() + wait_s
+    while True:
+        alerts = [orjson.loads(m.value()) for m in _read(settings, [settings.topics.alerts], idle_s, max_s)]
+        published = Counter(str(a.get("alert_id")) for a in alerts)
+        if expected <= set(published) or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
+    for alert_id in sorted(expected - set(published)):
+        report.violations.append(f"alert {alert_id} is called for by the failed verdicts but was not published")
+    for alert_id in sorted(set(published) - expected):
+        report.violations.append(f"alert {alert_id} was published but the failed verdicts do not call for it")
+    for alert in alerts:
+        key = store_key(alert.get("license_id", ""), alert.get("store_id", ""))
+        named = set(alert.get("event_ids", []))
+        known = set().union(*(month_failures[(key, m)] for m in alert.get("months", [alert.get("month")])))
+        if not named <= known:
+            report.violations.append(f"alert {alert.get('alert_id')} names failures not of its store and months")
+    report.counts["alerts_replayed"] = len(expected)
+    report.counts["alerts_re_sent"] = sum(n - 1 for n in published.values())
 
 
 def _event_id(dead_letter: dict) -> str | None:

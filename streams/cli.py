@@ -247,6 +247,13 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     return _http(args, "GET", f"/tracking/{quote(args.number)}")
 
 
+def cmd_performance(args: argparse.Namespace) -> int:
+    from urllib.parse import quote, urlencode
+
+    query = f"?{urlencode({'license': args.license})}" if args.license else ""
+    return _http(args, "GET", f"/stores/{quote(args.store, safe='')}/performance{query}")
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     numbers: list[str] = []
     for item in args.items:
@@ -361,6 +368,11 @@ def build_parser() -> argparse.ArgumentParser:
     ck = with_api(sub.add_parser("check", help="check numbers before pushing them (HTTP API)"))
     ck.add_argument("items", nargs="+", help="tracking numbers, or files with one number per line")
     ck.set_defaults(func=cmd_check)
+
+    pf = with_api(sub.add_parser("performance", help="a store's failed shipments per month, penalties (HTTP API)"))
+    pf.add_argument("store", help="the store id")
+    pf.add_argument("--license", help="the store's licence (with the admin token; a licence token uses its own)")
+    pf.set_defaults(func=cmd_performance)
 
     for kind, fields in (
         ("reserve", ("store_id", "order_id", "carrier_code")),

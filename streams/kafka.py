@@ -30,7 +30,15 @@ def check_reachable(settings: Settings, timeout: float = 5.0) -> None:
 
 def all_topics(settings: Settings) -> list[str]:
     t = settings.topics
-    return [t.submitted, settings.repartition_topic, *t.verdicts, t.commands, t.command_results, t.alerts]
+    return [
+        t.submitted,
+        settings.repartition_topic,
+        *t.verdicts,
+        t.commands,
+        t.command_results,
+        t.alerts,
+        settings.stores_topic,
+    ]
 
 
 def ensure_topics(settings: Settings, timeout: float = 15.0) -> None:

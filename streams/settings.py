@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .core.carriers import CarrierBook
 from .core.events import LICENSE_ID_FORMATS, Limits
+from .core.performance import PerformancePolicy
 from .core.rules import HOUR_MS, Policy, Verdict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +46,7 @@ class Setting:
         return f"{self.section}.{self.key}"
 
 
-_LIMITS, _POLICY = Limits(), Policy()
+_LIMITS, _POLICY, _PERFORMANCE = Limits(), Policy(), PerformancePolicy()
 GUARANTEES = ("auto", "at_least_once", "exactly_once")
 DECLARED: tuple[Setting, ...] = (
     Setting(
@@ -152,6 +153,36 @@ DECLARED: tuple[Setting, ...] = (
         str,
         "any",
         "any, or uscc: a license_id that is no valid Unified Social Credit Code (18 characters, check digit) is invalid",
+    ),
+    Setting(
+        "performance",
+        "timezone",
+        str,
+        _PERFORMANCE.timezone,
+        "store performance counts failed shipments per calendar month in this time zone (the platform's; IANA name)",
+        "TRACKGUARD_PERFORMANCE_TIMEZONE",
+    ),
+    Setting(
+        "performance",
+        "failures_for_penalty",
+        int,
+        _PERFORMANCE.failures_for_penalty,
+        "failed shipments (duplicate, frozen) of a store in one month that cost an LFR penalty",
+    ),
+    Setting("performance", "penalty", float, _PERFORMANCE.penalty, "the LFR penalty of such a month"),
+    Setting(
+        "performance",
+        "months_for_downgrade",
+        int,
+        _PERFORMANCE.months_for_downgrade,
+        "penalised months in a row that are a service downgrade",
+    ),
+    Setting(
+        "performance",
+        "keep_months",
+        int,
+        _PERFORMANCE.keep_months,
+        "months kept per store (with the event ids counted in them); older ones are dropped",
     ),
     Setting(
         "limits",
@@ -268,6 +299,7 @@ class Settings:
     carriers: CarrierBook
     tokens: dict[str, str]  # licence -> API token; held hashed by streams.api.Access
     admin_token: str | None
+    performance: PerformancePolicy = PerformancePolicy()
     import_timezone: str = "Asia/Shanghai"  # [import]: read by `trackguard import` only
     import_columns: Path | None = None
 
@@ -275,6 +307,11 @@ class Settings:
     def repartition_topic(self) -> str:
         """Submissions re-keyed by normalized tracking number (named with the app id: see NOTES)."""
         return f"{self.app_id}-submitted-by-number"
+
+    @property
+    def stores_topic(self) -> str:
+        """Failed verdicts re-keyed by store, feeding the stores table (store performance)."""
+        return f"{self.app_id}-failures-by-store"
 
     @property
     def advertised_web_host(self) -> str:
@@ -379,6 +416,7 @@ def load(config_path: str | Path | None = None, env: Mapping[str, str] | None = 
             max_uses=policy["max_uses"],
         ),
         limits=Limits(**section_values("limits"), license_id_format=policy["license_id_format"]),
+        performance=PerformancePolicy(**section_values("performance")),
         carriers=carriers,
         tokens=dict(values["access.tokens"]),
         admin_token=values["access.admin_token"] or None,
@@ -430,12 +468,17 @@ def _check(settings: Settings) -> None:
             f"[policy] license_id_format must be {' or '.join(LICENSE_ID_FORMATS)}, "
             f"not {settings.limits.license_id_format!r}"
         )
-    try:
-        ZoneInfo(settings.import_timezone)
-    except (ValueError, ZoneInfoNotFoundError):
+    for section, zone in (("import", settings.import_timezone), ("performance", settings.performance.timezone)):
+        try:
+            ZoneInfo(zone)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise SettingsError(f"[{section}] timezone {zone!r} is no IANA time zone (e.g. Asia/Shanghai)") from None
+    perf = settings.performance
+    if perf.failures_for_penalty < 1 or perf.months_for_downgrade < 1 or perf.keep_months < perf.months_for_downgrade:
         raise SettingsError(
-            f"[import] timezone {settings.import_timezone!r} is no IANA time zone (e.g. Asia/Shanghai)"
-        ) from None
+            "[performance] failures_for_penalty and months_for_downgrade must be at least 1, "
+            "and keep_months at least months_for_downgrade"
+        )
     if settings.limits.max_dead_letter_bytes < 4 * settings.limits.dead_letter_prefix_bytes + 4096:
         raise SettingsError(
             "[limits] max_dead_letter_bytes must leave room for the prefix (4 x "

@@ -22,6 +22,7 @@ from yarl import URL
 from . import api
 from .api import Access, Caller, Forward, Reply
 from .core import state as state_codec
+from .core.performance import StoreState
 from .core.queries import used_entry
 from .core.rules import State
 from .hotpath import HotPath
@@ -36,17 +37,27 @@ COMMAND_TIMEOUT_S = 10.0
 class WorkerBackend:
     """`api.Backend` over this worker: its RocksDB partitions and Faust's router."""
 
-    def __init__(self, app: faust.App, settings: Settings, hot: HotPath, table: Any) -> None:
-        self.app, self.settings, self.store, self.table = app, settings, hot.store, table
-        self.limits = settings.limits
+    def __init__(self, app: faust.App, settings: Settings, hot: HotPath, table: Any, stores: Any) -> None:
+        self.app, self.settings, self.store, self.table, self.stores = app, settings, hot.store, table, stores
+        self.limits, self.performance = settings.limits, settings.performance
 
     def read(self, key: bytes) -> State | None:
         raw = self.store.read(partition_for(key, self.settings.partitions), key)
         return state_codec.decode(raw) if raw is not None else None
 
     def owner(self, key: bytes) -> URL | None:
+        return self._owner(self.table.name, key)
+
+    def read_store(self, key: bytes) -> StoreState | None:
+        raw = self.stores.get(key)  # Faust's table: its RocksDB partitions on this worker
+        return orjson.loads(raw) if raw is not None else None
+
+    def store_owner(self, key: bytes) -> URL | None:
+        return self._owner(self.stores.name, key)
+
+    def _owner(self, table: str, key: bytes) -> URL | None:
         try:
-            url = self.app.router.key_store(self.table.name, key)
+            url = self.app.router.key_store(table, key)
         except KeyError:  # nobody known yet (starting, rebalancing): answer here
             return None
         return None if self._is_me(url) else url
@@ -78,8 +89,8 @@ class WorkerBackend:
         return (url.host, url.port) == (mine.host, mine.port)
 
 
-def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, access: Access) -> None:
-    backend = WorkerBackend(app, settings, hot, table)
+def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, stores: Any, access: Access) -> None:
+    backend = WorkerBackend(app, settings, hot, table, stores)
 
     def respond(view: faust.web.View, reply: Reply) -> Any:
         content = reply.body.encode() if isinstance(reply.body, str) else orjson.dumps(reply.body)
@@ -177,6 +188,14 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, acces
                     if resp.status == 200:
                         rows.extend(orjson.loads(resp.body)["items"])
             return respond(self, api.used_page(q, rows))
+
+    @app.page("/stores/{store_id}/performance")
+    class Performance(faust.web.View):
+        @authorized
+        async def get(self, request: Any, caller: Caller, store_id: str) -> Any:
+            return await answer(
+                self, request, api.performance(backend, caller, store_id, dict(request.query), routed(request))
+            )
 
     @app.page("/commands/{kind}")
     class Commands(faust.web.View):

@@ -16,6 +16,7 @@ from streams import api
 from streams import settings as settings_mod
 from streams.api import Access, Caller, CheckPlan, CommandRequest, Forward, Reply
 from streams.core.events import Submission
+from streams.core.performance import Failure, PerformancePolicy, count, store_key
 from streams.core.queries import diagnose, status, used_entry
 from streams.core.rules import Policy, decide
 
@@ -29,6 +30,9 @@ class DictBackend:
         self.limits = LIMITS
         self.states = states or {}
         self.elsewhere = elsewhere
+        self.performance = PerformancePolicy()
+        self.stores: dict[bytes, dict] = {}
+        self.stores_elsewhere: set[bytes] = set()
 
     def read(self, key: bytes):
         return self.states.get(key.decode())
@@ -38,6 +42,12 @@ class DictBackend:
 
     def now_ms(self) -> int:
         return NOW
+
+    def read_store(self, key: bytes):
+        return self.stores.get(key)
+
+    def store_owner(self, key: bytes):
+        return OTHER if key in self.stores_elsewhere else None
 
 
 def bound(number: str, license_id: str = "L1", order: str = "O1") -> dict:
@@ -105,6 +115,29 @@ def test_commands_act_only_for_the_callers_licence_and_go_to_the_owner():
     assert admin.body["license_id"] == "L7"
     away = api.command(backend, L1, "reserve", {"tracking_no": "RR999999995CN", "command_id": "c1"}, False)
     assert isinstance(away, Forward) and orjson.loads(away.body)["command_id"] == "c1"
+
+
+def test_store_performance_access_and_routing():
+    backend = DictBackend()
+    state = None
+    for i in range(3):
+        _, state = count(
+            state,
+            Failure("L1", "S1", f"e{i}", "duplicate", "USED_BY_LICENSE", "RR1", "2026-11-02T00:00:00Z"),
+            backend.performance,
+        )
+    backend.stores[store_key("L1", "S1")] = state
+    shown = api.performance(backend, Caller("L1"), "S1", {}, routed=False)
+    assert shown.status == 200 and [(m["month"], m["failed"], m["lfr_penalty"]) for m in shown.body["months"]] == [
+        ("2026-11", 3, 0.5)
+    ]
+    assert api.performance(backend, Caller("L2"), "S1", {}, False).body["months"] == []  # L2's own S1
+    assert api.performance(backend, Caller("L2"), "S1", {"license": "L1"}, False).status == 403
+    assert api.performance(backend, Caller(None), "S1", {}, False).status == 400
+    assert api.performance(backend, Caller(None), "S1", {"license": "L1"}, False).body == shown.body
+    backend.stores_elsewhere.add(store_key("L1", "S1"))
+    assert isinstance(api.performance(backend, Caller("L1"), "S1", {}, routed=False), Forward)
+    assert api.performance(backend, Caller("L1"), "S1", {}, routed=True).status == 200  # forwarded: answer here
 
 
 def test_bodies_and_tokens():

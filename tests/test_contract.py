@@ -36,7 +36,7 @@ def test_the_asyncapi_channels_are_the_configured_topics_and_name_existing_schem
     assert doc["asyncapi"].startswith("3.")
     addresses = {name: spec["address"] for name, spec in doc["channels"].items()}
     assert addresses == {name: getattr(SETTINGS.topics, name) for name in addresses}
-    assert set(addresses) == set(SETTINGS.topics.__dataclass_fields__) - {"alerts"}  # alerts: not emitted yet
+    assert set(addresses) == set(SETTINGS.topics.__dataclass_fields__)
     for topic, schema in schema_for_topic(SETTINGS).items():
         assert (SCHEMAS / f"{schema}.schema.json").exists(), (topic, schema)
 

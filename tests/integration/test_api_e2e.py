@@ -160,6 +160,16 @@ def test_tokens_and_bad_requests(cluster):
     assert status == 403
 
 
+def test_store_performance_is_answered_by_the_stores_owner_through_any_worker(cluster):
+    _, ports = cluster
+    served = set()
+    for i in range(16):  # stores spread over both workers' partitions
+        status, headers, body = call(ports[1], "GET", f"/stores/store-{i}/performance")
+        assert status == 200 and json.loads(body)["store_id"] == f"store-{i}"
+        served.add(headers["X-Trackguard-Served-By"])
+    assert len(served) == 2
+
+
 def test_openapi_document_lists_the_routes_served(cluster):
     _, ports = cluster
     status, _, body = call(ports[0], "GET", "/openapi.json", token=None)
@@ -169,6 +179,7 @@ def test_openapi_document_lists_the_routes_served(cluster):
         "/tracking/{no}",
         "/tracking/check",
         "/licenses/{license_id}/used",
+        "/stores/{store_id}/performance",
         "/commands/reserve",
         "/commands/release",
         "/commands/appeal",

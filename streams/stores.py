@@ -1,0 +1,72 @@
+"""Store performance in the worker: failed verdicts -> one re-keying hop by store -> the `stores`
+table -> `stores.alerts`. The counting is streams/core/performance.py.
+
+Failures are few next to submissions, so this path uses Faust's own per-message agents and table
+(changelog, recovery, standbys) rather than the hot path. It is at least once in both processing
+guarantees: a failure delivered again is counted once (the state keeps the month's event ids),
+and an alert is published — and acknowledged by the broker — before the state that remembers it,
+so a crash in between re-sends it with the same `alert_id`, never loses it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+import orjson
+
+from .core.performance import Failure, StoreState, count, failure_of, store_key
+from .partitioning import partition_for
+from .settings import Settings
+
+log = logging.getLogger("trackguard.stores")
+
+TABLE = "stores"
+
+
+def wire(app: faust.App, settings: Settings) -> Any:
+    """Declare the agents and the table on `app`; returns the table (read by the HTTP view)."""
+    policy = settings.performance
+    stores = app.Table(
+        TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes, help="failures per store"
+    )
+    failed = app.topic(settings.topics.duplicate, settings.topics.frozen, key_type=bytes, value_type=bytes)
+    by_store = app.topic(settings.stores_topic, key_type=bytes, value_type=bytes, partitions=settings.partitions)
+    alerts = app.topic(settings.topics.alerts, key_type=bytes, value_type=bytes, partitions=settings.partitions)
+
+    @app.agent(failed, name="failures-by-store")
+    async def rekey(stream: faust.StreamT) -> None:
+        """The verdict topics are keyed by number; a store's failures must meet in one partition."""
+        async for value in stream:
+            try:
+                failure = failure_of(orjson.loads(value))
+            except (orjson.JSONDecodeError, TypeError, AttributeError):
+                failure = None  # not ours: only the hot path writes verdicts, but the topic is open
+            if failure is None:
+                continue
+            key = store_key(failure.license_id, failure.store_id)
+            await by_store.send(
+                key=key, value=orjson.dumps(list(failure)), partition=partition_for(key, settings.partitions)
+            )
+
+    @app.agent(by_store, name="store-performance")
+    async def perform(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            key = event.key
+            try:
+                failure = Failure(*orjson.loads(event.value))
+            except (orjson.JSONDecodeError, TypeError):
+                log.warning("not a failure record on %s: %r", settings.stores_topic, event.value[:200])
+                continue
+            raw = stores.get(key)
+            state: StoreState | None = orjson.loads(raw) if raw is not None else None
+            published, new = count(state, failure, policy)
+            for alert in published:
+                sent = await alerts.send(key=key, value=orjson.dumps(alert), partition=event.message.partition)
+                await sent  # acknowledged before the state that says it was sent
+                log.info("store alert %s (%d failures)", alert["alert_id"], alert["count"])
+            if new is not state:
+                stores[key] = orjson.dumps(new)
+
+    return stores

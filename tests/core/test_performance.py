@@ -1,0 +1,179 @@
+"""Store performance (streams/core/performance.py), against a plain model of the spec's sentence:
+failed shipments per store per calendar month in the platform's time zone, each event once,
+3 or more a penalty, two such months in a row a downgrade, each alert once."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.core.performance import (
+    AlertKind,
+    Failure,
+    PerformancePolicy,
+    count,
+    failure_of,
+    month_of,
+    store_key,
+    view,
+)
+
+POLICY = PerformancePolicy()
+
+
+def failure(event_id: str, decided_at: str, no: str = "RR1", reason: str = "USED_BY_LICENSE") -> Failure:
+    return Failure("L1", "S1", event_id, "duplicate", reason, no, decided_at)
+
+
+def fold(failures: list[Failure], policy: PerformancePolicy = POLICY) -> tuple[list[dict], dict]:
+    state: dict | None = None
+    alerts: list[dict] = []
+    for f in failures:
+        out, state = count(state, f, policy)  # type: ignore[arg-type]
+        alerts.extend(out)
+    return alerts, state or {}
+
+
+def test_the_month_is_the_platforms_calendar_month_not_utcs():
+    assert month_of("2026-11-30T15:59:59.999Z", "Asia/Shanghai") == "2026-11"
+    assert month_of("2026-11-30T16:00:00.000Z", "Asia/Shanghai") == "2026-12"  # midnight in Shanghai
+    assert month_of("2026-11-30T16:00:00.000Z", "UTC") == "2026-11"
+    assert month_of("2026-12-01T00:30:00-05:00", "UTC") == "2026-12"
+
+
+def test_third_failure_of_a_month_is_a_penalty_alert_once():
+    a1, s = fold([failure("e1", "2026-11-02T00:00:00Z"), failure("e2", "2026-11-03T00:00:00Z")])
+    assert a1 == []
+    a2, s = count(s, failure("e3", "2026-11-04T00:00:00Z"), POLICY)  # type: ignore[arg-type]
+    assert [(a["kind"], a["month"], a["count"], a["event_ids"]) for a in a2] == [
+        ("LFR_PENALTY", "2026-11", 3, ["e1", "e2", "e3"])
+    ]
+    assert a2[0]["alert_id"] == "L1/S1/2026-11/LFR_PENALTY" and a2[0]["lfr_penalty"] == 0.5
+    a3, s2 = count(s, failure("e4", "2026-11-05T00:00:00Z"), POLICY)
+    assert a3 == [] and len(s2["months"]["2026-11"]["ids"]) == 4
+
+
+def test_a_redelivered_event_is_counted_once_and_the_state_is_the_same_object():
+    _, s = fold([failure("e1", "2026-11-02T00:00:00Z")])
+    again, s2 = count(s, failure("e1", "2026-11-02T00:00:00Z"), POLICY)  # type: ignore[arg-type]
+    assert again == [] and s2 is s
+    # The same event id on another number is another failure (event ids are unique per number).
+    _, s3 = count(s, failure("e1", "2026-11-02T00:00:00Z", no="RR2"), POLICY)  # type: ignore[arg-type]
+    assert len(s3["months"]["2026-11"]["ids"]) == 2
+
+
+def test_two_penalised_months_in_a_row_downgrade_whichever_arrives_last():
+    nov = [failure(f"n{i}", "2026-11-10T00:00:00Z") for i in range(3)]
+    dec = [failure(f"d{i}", "2026-12-10T00:00:00Z") for i in range(3)]
+    for order in (nov + dec, dec + nov):
+        alerts, state = fold(order)
+        kinds = sorted((a["kind"], a["month"]) for a in alerts)
+        assert kinds == [
+            ("LFR_PENALTY", "2026-11"),
+            ("LFR_PENALTY", "2026-12"),
+            ("SERVICE_DOWNGRADE", "2026-12"),
+        ]
+        downgrade = next(a for a in alerts if a["kind"] == AlertKind.SERVICE_DOWNGRADE)
+        assert downgrade["months"] == ["2026-11", "2026-12"]
+        assert downgrade["event_ids"] == ["n0", "n1", "n2", "d0", "d1", "d2"]
+        shown = view(state, "L1", "S1", POLICY)
+        assert [(m["month"], m["failed"], m["lfr_penalty"], m["service_downgrade"]) for m in shown["months"]] == [
+            ("2026-11", 3, 0.5, False),
+            ("2026-12", 3, 0.5, True),
+        ]
+        assert shown["downgraded"] and shown["lfr_penalty_total"] == 1.0
+
+
+def test_penalised_months_with_a_gap_are_no_downgrade():
+    alerts, _ = fold(
+        [failure(f"a{i}", "2026-10-10T00:00:00Z") for i in range(3)]
+        + [failure(f"b{i}", "2026-12-10T00:00:00Z") for i in range(3)]
+    )
+    assert [a["kind"] for a in alerts] == ["LFR_PENALTY", "LFR_PENALTY"]
+
+
+def test_a_year_boundary_is_a_run_too():
+    alerts, _ = fold(
+        [failure(f"a{i}", "2026-12-10T00:00:00Z") for i in range(3)]
+        + [failure(f"b{i}", "2027-01-10T00:00:00Z") for i in range(3)]
+    )
+    assert ("SERVICE_DOWNGRADE", "2027-01") in [(a["kind"], a["month"]) for a in alerts]
+
+
+def test_only_failed_first_verdicts_count():
+    base = {
+        "license_id": "L1",
+        "store_id": "S1",
+        "event_id": "e1",
+        "reason": "USED_BY_LICENSE",
+        "tracking_no": "RR1",
+        "decided_at": "2026-11-01T00:00:00.000Z",
+    }
+    assert failure_of({**base, "verdict": "duplicate", "replay": False}) == Failure(
+        "L1", "S1", "e1", "duplicate", "USED_BY_LICENSE", "RR1", "2026-11-01T00:00:00.000Z"
+    )
+    assert failure_of({**base, "verdict": "frozen", "replay": False}) is not None
+    # An event-id replay is the same failure (deduplicated by count): after a crash at least once
+    # it may be the only announcement of a decision.
+    assert failure_of({**base, "verdict": "duplicate", "replay": True}) == failure_of(
+        {**base, "verdict": "duplicate", "replay": False}
+    )
+    assert failure_of({**base, "verdict": "accepted", "replay": False}) is None
+    assert failure_of({**base, "verdict": "invalid", "replay": False}) is None
+    assert failure_of({"verdict": "duplicate", "replay": False}) is None
+
+
+def test_months_beyond_those_kept_are_dropped_oldest_first():
+    policy = PerformancePolicy(keep_months=2)
+    _, s = fold([failure("a", "2026-09-10T00:00:00Z"), failure("b", "2026-10-10T00:00:00Z")], policy)
+    _, s = count(s, failure("c", "2026-11-10T00:00:00Z"), policy)  # type: ignore[arg-type]
+    assert list(s["months"]) == ["2026-10", "2026-11"]
+    late, s2 = count(s, failure("d", "2026-08-10T00:00:00Z"), policy)  # type: ignore[arg-type]
+    assert late == [] and s2 is s
+
+
+def test_store_keys_keep_licence_and_store_apart():
+    assert store_key("L1", "S1") != store_key("L1S", "1")
+    assert store_key('a","b', "c") != store_key("a", 'b","c')
+
+
+# --- property: any delivery order, any re-deliveries: the model's counts and alerts -------------
+
+months = st.sampled_from(["2026-10", "2026-11", "2026-12", "2027-01"])
+events = st.lists(st.tuples(st.integers(0, 12), months, st.sampled_from(["RR1", "RR2"])), min_size=0, max_size=40)
+
+
+def model(distinct: set[tuple[str, str, str]], policy: PerformancePolicy) -> tuple[dict[str, int], set[str]]:
+    """Written from the spec: counts per month of distinct (event id, number); alert ids expected."""
+    per_month: dict[str, int] = defaultdict(int)
+    for _, _, month in distinct:
+        per_month[month] += 1
+    bad = {m for m, n in per_month.items() if n >= policy.failures_for_penalty}
+    expected = {f"L1/S1/{m}/LFR_PENALTY" for m in bad}
+    for m in bad:
+        year, mon = int(m[:4]), int(m[5:])
+        before = f"{year - (mon == 1):04d}-{12 if mon == 1 else mon - 1:02d}"
+        if before in bad:
+            expected.add(f"L1/S1/{m}/SERVICE_DOWNGRADE")
+    return dict(per_month), expected
+
+
+@settings(max_examples=300)
+@given(events, st.randoms(use_true_random=False))
+def test_counts_and_alerts_match_the_model_in_any_order_with_redeliveries(raw, rnd):
+    failures = [failure(f"e{i}", f"{m}-15T00:00:00Z", no=no) for i, m, no in raw]
+    delivered = failures + [rnd.choice(failures) for _ in range(len(failures) // 2)] if failures else []
+    rnd.shuffle(delivered)
+    alerts, state = fold(delivered)
+    distinct = {(f.event_id, f.tracking_no, f.decided_at[:7]) for f in failures}
+    per_month, expected = model(distinct, POLICY)
+    assert {m: len(e["ids"]) for m, e in state.get("months", {}).items()} == per_month
+    ids = [a["alert_id"] for a in alerts]
+    assert len(ids) == len(set(ids))  # each alert once
+    assert set(ids) == expected
+    for a in alerts:  # each alert names failures of its own months that were counted
+        assert len(a["event_ids"]) == POLICY.failures_for_penalty * (
+            1 if a["kind"] == AlertKind.LFR_PENALTY else POLICY.months_for_downgrade
+        )
