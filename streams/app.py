@@ -18,7 +18,7 @@ from confluent_kafka import KafkaException
 from . import api, stores, web
 from .hotpath import die, install
 from .kafka import high_watermark_lags
-from .settings import Settings
+from .settings import NUMBERS_TABLE, Settings
 from .store import PartitionStore
 from .transactions import choose_hot_path
 
@@ -55,7 +55,7 @@ def create_app(settings: Settings) -> faust.App:
 
     # One record per normalized tracking number: everything the rules need (see core.rules.State).
     numbers = app.Table(
-        "numbers",
+        NUMBERS_TABLE,
         partitions=settings.partitions,
         key_type=bytes,
         value_type=bytes,

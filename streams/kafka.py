@@ -59,17 +59,31 @@ def ensure_topics(settings: Settings, timeout: float = 15.0) -> None:
                     f"no Kafka broker answers at {settings.broker} (waited {timeout:.0f} s)"
                 ) from None
             time.sleep(0.2)
-    missing = [name for name in all_topics(settings) if name not in existing]
+    wanted = all_topics(settings) + settings.changelog_topics
+    missing = [name for name in wanted if name not in existing]
     # The worker places every record itself (murmur2), so every topic needs the configured count.
-    for name in all_topics(settings):
+    for name in wanted:
         if name in existing and len(existing[name].partitions) != settings.partitions:
             raise SettingsError(
                 f"topic {name} has {len(existing[name].partitions)} partitions, the app is configured "
                 f"for {settings.partitions}: set [kafka].partitions (TRACKGUARD_PARTITIONS) to match"
             )
     if missing:
+        # The changelogs too, as Faust would make them (compacted): made by Faust at start, a
+        # changelog a 3-node Kafka had not yet put in the worker's metadata when the group
+        # assigned partitions was taken for a 0-partition topic, and its table never worked.
+        compact = {"cleanup.policy": "compact"}
         futures = admin.create_topics(
-            [NewTopic(name, settings.partitions, settings.replication) for name in missing], operation_timeout=10
+            [
+                NewTopic(
+                    name,
+                    settings.partitions,
+                    settings.replication,
+                    config=compact if name in settings.changelog_topics else {},
+                )
+                for name in missing
+            ],
+            operation_timeout=10,
         )
         for future in futures.values():
             try:
@@ -77,6 +91,16 @@ def ensure_topics(settings: Settings, timeout: float = 15.0) -> None:
             except KafkaException as exc:
                 if exc.args[0].code() != 36:  # TOPIC_ALREADY_EXISTS: another worker won the race
                     raise
+        # Created on the controller; wait until the metadata we are answered with holds them.
+        deadline = time.monotonic() + timeout
+        while not all(
+            len(getattr(found.get(name), "partitions", {})) == settings.partitions
+            for found in [admin.list_topics(timeout=5).topics]
+            for name in missing
+        ):
+            if time.monotonic() > deadline:
+                raise BrokerUnreachable(f"topics {missing} were created but do not show in the broker's metadata")
+            time.sleep(0.1)
 
 
 def _probe_topic(settings: Settings, timeout: float) -> str:

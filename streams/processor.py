@@ -127,6 +127,11 @@ class GuardProcessor:
         touched[slot] = new_state
         if new_state is not state:
             dirty.add(slot)
+            bound, was_bound = new_state.get("binding"), state.get("binding") if state else None
+            if bound is not None and (was_bound is None or was_bound["license"] != bound["license"]):
+                # Newly bound: the licence's used-list index gets the number (changelogged with it).
+                index_key = state_codec.used_index_key(bound["license"], key)
+                result.state_writes.setdefault(rec.partition, {})[index_key] = state_codec.INDEX_VALUE
         produce(OutRecord(self.topics.for_verdict(verdict["verdict"]), key, encoded, source=rec))
         counts[verdict["verdict"]] += 1
 

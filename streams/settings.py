@@ -48,6 +48,8 @@ class Setting:
 
 _LIMITS, _POLICY, _PERFORMANCE = Limits(), Policy(), PerformancePolicy()
 GUARANTEES = ("auto", "at_least_once", "exactly_once")
+NUMBERS_TABLE, STORES_TABLE = "numbers", "stores"  # the app's Faust tables (RocksDB + changelog)
+TABLES = (NUMBERS_TABLE, STORES_TABLE)
 DECLARED: tuple[Setting, ...] = (
     Setting(
         "kafka",
@@ -307,6 +309,11 @@ class Settings:
     def repartition_topic(self) -> str:
         """Submissions re-keyed by normalized tracking number (named with the app id: see NOTES)."""
         return f"{self.app_id}-submitted-by-number"
+
+    @property
+    def changelog_topics(self) -> list[str]:
+        """The tables' changelog topics (Faust's names), created compacted with the others."""
+        return [f"{self.app_id}-{table}-changelog" for table in TABLES]
 
     @property
     def stores_topic(self) -> str:

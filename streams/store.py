@@ -16,6 +16,8 @@ from typing import Any
 
 from rocksdict import WriteBatch
 
+from .core.state import INDEX_MARK, used_index_prefix
+
 FAUST_META_PREFIX = b"__faust"  # Faust's own keys in each partition's RocksDB (persisted offsets)
 
 
@@ -53,10 +55,21 @@ class PartitionStore:
         self._db(partition).write(batch)
 
     def scan(self, partition: int, after: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
-        """The partition's (key, value) pairs in key order, from `after` on, without Faust's own keys."""
+        """The partition's (number, state) pairs in key order, from `after` on, without Faust's
+        own keys and the index."""
         for key, value in self._db(partition).items(from_key=after):
-            if isinstance(key, bytes) and not key.startswith(FAUST_META_PREFIX):
+            if isinstance(key, bytes) and not key.startswith((FAUST_META_PREFIX, INDEX_MARK)):
                 yield key, value
+
+    def used_numbers(self, partition: int, license_id: str, after: bytes = b"") -> Iterator[bytes]:
+        """The numbers bound to the licence in this partition, in order, past `after`: from the
+        licence's index, so the cost is the licence's numbers, not the partition's."""
+        prefix = used_index_prefix(license_id)
+        start = prefix + after + b"\x00" if after else prefix  # just past `after` itself
+        for key in self._db(partition).keys(from_key=start):
+            if not isinstance(key, bytes) or not key.startswith(prefix):
+                return
+            yield key[len(prefix) :]
 
     def set_persisted_offset(self, partition: int, offset: int) -> None:
         """The changelog offset this partition's RocksDB holds everything up to (recovery resumes after it)."""

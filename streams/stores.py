@@ -10,26 +10,28 @@ so a crash in between re-sends it with the same `alert_id`, never loses it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import faust
 import orjson
 
 from .core.performance import Failure, StoreState, count, failure_of, store_key
+from .hotpath import die
 from .partitioning import partition_for
-from .settings import Settings
+from .settings import STORES_TABLE, Settings
 
 log = logging.getLogger("trackguard.stores")
-
-TABLE = "stores"
 
 
 def wire(app: faust.App, settings: Settings) -> Any:
     """Declare the agents and the table on `app`; returns the table (read by the HTTP view)."""
     policy = settings.performance
     stores = app.Table(
-        TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes, help="failures per store"
+        STORES_TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes, help="failures per store"
     )
     failed = app.topic(settings.topics.duplicate, settings.topics.frozen, key_type=bytes, value_type=bytes)
     by_store = app.topic(settings.stores_topic, key_type=bytes, value_type=bytes, partitions=settings.partitions)
@@ -38,6 +40,10 @@ def wire(app: faust.App, settings: Settings) -> Any:
     @app.agent(failed, name="failures-by-store")
     async def rekey(stream: faust.StreamT) -> None:
         """The verdict topics are keyed by number; a store's failures must meet in one partition."""
+        async with _fatal("failures-by-store"):
+            await _rekey(stream)
+
+    async def _rekey(stream: faust.StreamT) -> None:
         async for value in stream:
             try:
                 failure = failure_of(orjson.loads(value))
@@ -52,6 +58,10 @@ def wire(app: faust.App, settings: Settings) -> Any:
 
     @app.agent(by_store, name="store-performance")
     async def perform(stream: faust.StreamT) -> None:
+        async with _fatal("store-performance"):
+            await _perform(stream)
+
+    async def _perform(stream: faust.StreamT) -> None:
         async for event in stream.events():
             key = event.key
             try:
@@ -70,3 +80,17 @@ def wire(app: faust.App, settings: Settings) -> Any:
                 stores[key] = orjson.dumps(new)
 
     return stores
+
+
+@asynccontextmanager
+async def _fatal(agent: str) -> AsyncIterator[None]:
+    """An agent that raises stops the worker, loudly. Faust's supervisor would restart it, and a
+    fault that is the worker's (a table whose changelog it cannot see) then repeats every few
+    seconds forever while the worker looks alive: failures stop being counted, silently. Bad
+    records never raise here (they are skipped with a warning), so a raise is worker-wide."""
+    try:
+        yield
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        die(f"the {agent} agent raised", exc, trace=True)

@@ -66,18 +66,21 @@ class WorkerBackend:
         return int(time.time() * 1000)
 
     def local_used(self, license_id: str, after: str, limit: int) -> list[dict[str, Any]]:
-        """Rows of the partitions this worker owns (the used list fans out to every worker)."""
+        """Rows of the partitions this worker owns (the used list fans out to every worker), from
+        the licence's index: the cost is the licence's numbers, not the table's."""
         rows: list[dict[str, Any]] = []
         changelog = self.store.changelog_topic
         mine = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == changelog}
         for partition in sorted(mine):
-            for key, raw in self.store.scan(partition, after.encode() if after else None):
-                number = key.decode()
-                if number <= after:
-                    continue
-                row = used_entry(number, state_codec.decode(raw), license_id)
+            taken = 0
+            for key in self.store.used_numbers(partition, license_id, after.encode()):
+                raw = self.store.read(partition, key)
+                row = used_entry(key.decode(), state_codec.decode(raw), license_id) if raw is not None else None
                 if row is not None:
                     rows.append(row)
+                    taken += 1
+                    if taken >= limit:  # a page needs at most `limit` from any one partition
+                        break
         rows.sort(key=lambda r: r["tracking_no"])
         return rows[:limit]
 

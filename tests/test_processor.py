@@ -13,11 +13,11 @@ T = SETTINGS.topics
 NOW = 1_790_000_000_000
 
 
-def event(eid: str, number: str = "RR123456785CN", order: str = "O1") -> bytes:
+def event(eid: str, number: str = "RR123456785CN", order: str = "O1", license: str = "L1") -> bytes:
     return orjson.dumps(
         {
             "event_id": eid,
-            "license_id": "L1",
+            "license_id": license,
             "store_id": "S1",
             "order_id": order,
             "carrier_code": "CHINAPOST",
@@ -49,8 +49,24 @@ def test_key_is_the_number_on_its_partition_decides_in_place_and_writes_once_per
         (T.duplicate, "USED_BY_LICENSE"),
     ]
     p = partition_for(b"RR123456785CN", SETTINGS.partitions)
-    (written,) = result.state_writes[p].values()  # two decisions, one record: the last state
-    assert orjson.loads(written)["blacklist"] == ["L1"]
+    # Two decisions, one record: the last state; and the binding's entry in L1's used-list index.
+    assert set(result.state_writes[p]) == {b"RR123456785CN", b"\x00used\x00L1\x00RR123456785CN"}
+    assert orjson.loads(result.state_writes[p][b"RR123456785CN"])["blacklist"] == ["L1"]
+    assert result.state_writes[p][b"\x00used\x00L1\x00RR123456785CN"] == b"1"
+
+
+def test_only_a_new_binding_is_indexed():
+    store = Store()
+    proc = GuardProcessor(SETTINGS)
+    p = partition_for(b"RR123456785CN", SETTINGS.partitions)
+    first = proc.process([rec(event("e1"), b"RR123456785CN")], store.read)
+    store[(p, b"RR123456785CN")] = first.state_writes[p][b"RR123456785CN"]
+    # A re-push (rule 3) and another licence's duplicate change the state, not the binding.
+    later = proc.process(
+        [rec(event("e2"), b"RR123456785CN", offset=1), rec(event("e3", license="L2"), b"RR123456785CN", offset=2)],
+        store.read,
+    )
+    assert list(later.state_writes[p]) == [b"RR123456785CN"]
 
 
 def test_other_keys_are_forwarded_once_with_their_timestamp_to_the_numbers_partition():
@@ -118,7 +134,7 @@ def test_a_decision_that_raises_is_that_records_dead_letter_and_the_batch_goes_o
     }
     assert result.counts["internal_error"] == 1
     # The failed record left no trace in the state: the next event on the number binds it.
-    (written,) = result.state_writes[p].values()
+    written = result.state_writes[p][b"RR123456785CN"]
     assert list(orjson.loads(written)["judged"]) == ["fine"]
 
 

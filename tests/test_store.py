@@ -52,3 +52,20 @@ def test_read_write_scan_restore_and_persisted_offsets_on_a_real_rocksdb_table(t
     from faust.types import TP
 
     assert table.data.persisted_offset(TP(store.changelog_topic, 1)) == 41
+
+
+def test_the_used_index_lists_one_licences_numbers_in_order_and_stays_out_of_scans(tmp_path):
+    from streams.core.state import INDEX_VALUE, used_index_key
+
+    app = faust.App("store-index", broker="kafka://127.0.0.1:1", store="rocksdb://", datadir=str(tmp_path))
+    store = PartitionStore(app.Table("numbers", partitions=1, key_type=bytes, value_type=bytes))
+    numbers = {b"RB2", b"RA1", b"RC3"}
+    store.write(0, {n: b"{}" for n in numbers} | {used_index_key("L1", n): INDEX_VALUE for n in numbers})
+    # Another licence whose id L1 is a prefix of, and one that sorts right after it: not L1's.
+    store.write(0, {used_index_key("L10", b"RZ9"): INDEX_VALUE, used_index_key("L2", b"RA0"): INDEX_VALUE})
+    assert list(store.used_numbers(0, "L1")) == [b"RA1", b"RB2", b"RC3"]
+    assert list(store.used_numbers(0, "L1", after=b"RA1")) == [b"RB2", b"RC3"]
+    assert list(store.used_numbers(0, "L1", after=b"RB")) == [b"RB2", b"RC3"]  # `after` need not be a number
+    assert list(store.used_numbers(0, "L10")) == [b"RZ9"]
+    assert list(store.used_numbers(0, "L3")) == []
+    assert [k for k, _ in store.scan(0)] == [b"RA1", b"RB2", b"RC3"]  # the index is not a number

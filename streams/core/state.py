@@ -41,3 +41,19 @@ def encode(state: State) -> bytes:
 def _from_v1(doc: dict[str, Any]) -> State:
     """Version 1 had the same fields: only the version marker was missing."""
     return doc  # type: ignore[return-value]
+
+
+# The used list's index (one per licence, in each partition's store): a key per number bound to
+# the licence, written with the binding (and so in the changelog, restored with it). Index keys
+# start with NUL, which no tracking number ([A-Z0-9]) and no licence id (no control characters)
+# holds, so they sort before every number and cannot collide with one.
+INDEX_MARK = b"\x00"
+INDEX_VALUE = b"1"  # not empty: an empty changelog value is too close to a tombstone (None) to trust
+
+
+def used_index_prefix(license_id: str) -> bytes:
+    return b"\x00used\x00" + license_id.encode() + b"\x00"
+
+
+def used_index_key(license_id: str, number: bytes) -> bytes:
+    return used_index_prefix(license_id) + number

@@ -68,11 +68,13 @@ def performance(guard: Guard, store: str, token: str = TOKENS["L1"], query: str 
 
 def test_penalty_and_downgrade_are_published_once_and_shown(guard):
     store = "S-perf"
-    november = fail_in_store(guard, store, "2026-11-10T10:00:00+08:00", 3)
+    # Fixed months in the past: Kafka 4 refuses a record stamped more than an hour ahead
+    # (log.message.timestamp.after.max.ms), and the months must not depend on today's date.
+    november = fail_in_store(guard, store, "2025-11-10T10:00:00+08:00", 3)
     # A fourth failure in November: a frozen verdict (the number is frozen for L1 after its duplicate).
     frozen_number = guard.verdict(november[0])["tracking_no"]
     frozen = guard.submit(
-        tracking_no=frozen_number, store_id=store, order_id="X-again", ts_ms=ms("2026-11-11T10:00:00+08:00")
+        tracking_no=frozen_number, store_id=store, order_id="X-again", ts_ms=ms("2025-11-11T10:00:00+08:00")
     )
     assert guard.verdict(frozen)["verdict"] == "frozen"
     # Delivered again by the publisher (same event id): a replay, not another failure.
@@ -81,31 +83,31 @@ def test_penalty_and_downgrade_are_published_once_and_shown(guard):
         tracking_no=guard.verdict(november[1])["tracking_no"],
         store_id=store,
         order_id=guard.verdict(november[1])["order_id"],
-        ts_ms=ms("2026-11-12T10:00:00+08:00"),
+        ts_ms=ms("2025-11-12T10:00:00+08:00"),
     )
     assert guard.verdict(again, nth=1)["replay"] is True
-    # December in Shanghai, still November in UTC: 2026-11-30T16:30Z is 00:30 on 1 December there.
-    december = fail_in_store(guard, store, "2026-11-30T16:30:00+00:00", 1)
-    december += fail_in_store(guard, store, "2026-12-05T10:00:00+08:00", 2)
+    # December in Shanghai, still November in UTC: 2025-11-30T16:30Z is 00:30 on 1 December there.
+    december = fail_in_store(guard, store, "2025-11-30T16:30:00+00:00", 1)
+    december += fail_in_store(guard, store, "2025-12-05T10:00:00+08:00", 2)
 
     alerts = alerts_of(guard, store, expect=3)
     assert sorted((a["kind"], a["month"], a["count"]) for a in alerts) == [
-        ("LFR_PENALTY", "2026-11", 3),
-        ("LFR_PENALTY", "2026-12", 3),
-        ("SERVICE_DOWNGRADE", "2026-12", 3),
+        ("LFR_PENALTY", "2025-11", 3),
+        ("LFR_PENALTY", "2025-12", 3),
+        ("SERVICE_DOWNGRADE", "2025-12", 3),
     ]  # each once: no crash here, so no re-sent copy either
     by_kind = {(a["kind"], a["month"]): a for a in alerts}
-    assert by_kind[("LFR_PENALTY", "2026-11")]["event_ids"] == november
-    assert by_kind[("LFR_PENALTY", "2026-12")]["event_ids"] == december
-    assert by_kind[("SERVICE_DOWNGRADE", "2026-12")]["event_ids"] == november + december
+    assert by_kind[("LFR_PENALTY", "2025-11")]["event_ids"] == november
+    assert by_kind[("LFR_PENALTY", "2025-12")]["event_ids"] == december
+    assert by_kind[("SERVICE_DOWNGRADE", "2025-12")]["event_ids"] == november + december
     assert all(a["license_id"] == "L1" and a["alert_id"].startswith(f"L1/{store}/") for a in alerts)
     assert [v for a in alerts for v in violations("store-alert", a)] == []
 
     status, shown = performance(guard, store)
     assert status == 200
     assert [(m["month"], m["failed"], m["lfr_penalty"], m["service_downgrade"]) for m in shown["months"]] == [
-        ("2026-11", 4, 0.5, False),
-        ("2026-12", 3, 0.5, True),
+        ("2025-11", 4, 0.5, False),
+        ("2025-12", 3, 0.5, True),
     ]
     assert shown["months"][0]["by_reason"] == {"FROZEN_AFTER_DUPLICATE": 1, "USED_BY_LICENSE": 3}
     assert shown["downgraded"] and shown["lfr_penalty_total"] == 1.0
