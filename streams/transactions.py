@@ -77,6 +77,7 @@ def transactional_id(settings: Settings) -> str:
 class TransactionalHotPath(HotPath):
     transactional = True
     PERSIST_EVERY_S = 2.0
+    STUCK_GRACE_S = 10.0  # past ACK_TIMEOUT_S, a commit that has not returned is stuck in librdkafka
 
     def __init__(self, settings: Settings, store: PartitionStore) -> None:
         super().__init__(settings, store, markers=False)
@@ -84,6 +85,7 @@ class TransactionalHotPath(HotPath):
         self.delivery_errors: list[tuple[KafkaError, str, bytes | None, bytes | None]] = []
         self.persist_due = 0.0
         self.renewals: list[float] = []  # when the producer was last replaced after being fenced
+        self.abandoned: list[Producer] = []  # producers stuck inside librdkafka (see _committed)
         # Commands from the HTTP API are publications, like a client's: outside any transaction.
         self.client_producer = Producer(
             producer_config(settings, **{"client.id": f"{settings.app_id}-api", "linger.ms": 0})
@@ -151,7 +153,7 @@ class TransactionalHotPath(HotPath):
                 self._begin()
                 self._produce_batch(result, skip)
                 self._dead_letter_refused()  # refused in an earlier attempt: their dead letters
-                await loop.run_in_executor(None, self._commit, pending.source_offsets, pending.group)
+                await self._committed(loop, pending.source_offsets, pending.group)
                 break
             except _Fenced as exc:
                 # Our transaction was aborted for us: it outlived transaction_timeout_ms (the worker
@@ -220,27 +222,57 @@ class TransactionalHotPath(HotPath):
                 f"fenced {len(self.renewals)} times within a minute: does another worker use transactional "
                 f"id {transactional_id(self.settings)} (same host and data directory)? {why}"
             )
-        log.warning("this worker's transaction was fenced (%s): starting a new transactional producer", why)
+        log.warning("this worker's transaction was fenced or stuck (%s): starting a new transactional producer", why)
         self.producer = self._new_producer(self.settings, f"{self.settings.app_id}-hotpath")
         await asyncio.get_running_loop().run_in_executor(
             None, self.producer.init_transactions, self.settings.transaction_timeout_ms / 1000 + 20
         )
 
+    async def _committed(self, loop: asyncio.AbstractEventLoop, offsets: dict, group: bytes) -> None:
+        """`_commit` in a thread, abandoning the producer if librdkafka never returns.
+
+        librdkafka 2.16 (the newest) can block in send_offsets_to_transaction forever, whatever its
+        timeout, when the group coordinator's broker dies: it ignores the timeout
+        (confluentinc/librdkafka#5456) and waits on a coordinator it dropped from its metadata
+        (#5511). Measured here: a Kafka node SIGKILLed mid-burst left a worker alive and deciding
+        nothing for minutes. The stuck call cannot be cancelled, so its producer is left behind
+        (kept referenced: a thread is still inside it) and the batch is voided as if fenced: the
+        new producer's init_transactions aborts the open transaction, and the batch is decided
+        again from the committed offsets."""
+        producer = self.producer
+        work = loop.run_in_executor(None, self._commit, producer, offsets, group)
+        try:
+            await asyncio.wait_for(asyncio.shield(work), self.ACK_TIMEOUT_S + self.STUCK_GRACE_S)
+        except TimeoutError:
+            self.abandoned.append(producer)
+            work.add_done_callback(lambda f: f.cancelled() or f.exception())  # whatever it ends with, later
+            raise _Fenced(
+                f"the transaction's commit did not return within {self.ACK_TIMEOUT_S + self.STUCK_GRACE_S:.0f} s "
+                "(librdkafka#5456/#5511: a lost group coordinator)"
+            ) from None
+
     def _on_error(self, err: KafkaError) -> None:
         if err.code() not in _FENCED:  # fencing surfaces as the commit's exception: handled there
             super()._on_error(err)
 
-    def _commit(self, offsets: dict[tuple[str, int], int], group: bytes) -> None:
-        """send_offsets_to_transaction + commit_transaction, retrying what librdkafka calls retriable."""
-        producer, deadline = self.producer, time.monotonic() + self.ACK_TIMEOUT_S
+    def _commit(self, producer: Producer, offsets: dict[tuple[str, int], int], group: bytes) -> None:
+        """send_offsets_to_transaction + commit_transaction, retrying what librdkafka calls retriable,
+        all within ACK_TIMEOUT_S."""
+        deadline = time.monotonic() + self.ACK_TIMEOUT_S
+
+        def left() -> float:
+            return max(1.0, deadline - time.monotonic())
+
         # flush first: it serves the delivery reports, so a refused record is known before the commit.
-        steps: list[Any] = [lambda: producer.flush(self.ACK_TIMEOUT_S)]
+        steps: list[Any] = [lambda: producer.flush(left())]
         if offsets:
             tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
-            steps.append(lambda: producer.send_offsets_to_transaction(tps, group, self.ACK_TIMEOUT_S))
-        steps.append(lambda: producer.commit_transaction(self.ACK_TIMEOUT_S))
+            steps.append(lambda: producer.send_offsets_to_transaction(tps, group, left()))
+        steps.append(lambda: producer.commit_transaction(left()))
         for step in steps:
             while True:
+                if producer is not self.producer:  # abandoned as stuck (see _committed): not ours to finish
+                    raise _Fenced("abandoned")
                 try:
                     step()
                     break

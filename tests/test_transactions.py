@@ -78,3 +78,46 @@ def test_guarantee_setting_accepts_the_three_modes(value):
 def test_guarantee_setting_refuses_anything_else(tmp_path: Path):
     with pytest.raises(settings_mod.SettingsError, match="guarantee must be one of auto, at_least_once, exactly_once"):
         settings_mod.load(env={"TRACKGUARD_GUARANTEE": "exactly-once"})
+
+
+def test_a_commit_stuck_inside_librdkafka_abandons_its_producer(tmp_path):
+    """librdkafka#5456/#5511: send_offsets_to_transaction can block forever when the group
+    coordinator's broker dies. The hot path must not wait with it: past ACK_TIMEOUT_S + grace the
+    producer is left behind and the batch voided as fenced; the stuck thread, when it returns,
+    finishes nothing on the abandoned producer."""
+    import asyncio
+    import threading
+
+    from streams.transactions import TransactionalHotPath, _Fenced
+
+    release = threading.Event()
+    calls: list[str] = []
+
+    class StuckProducer:  # stands in for librdkafka's blocked call only: the rest is the real code
+        def flush(self, timeout):
+            calls.append("flush")
+            return 0
+
+        def send_offsets_to_transaction(self, tps, group, timeout):
+            calls.append("send_offsets")
+            release.wait(10)
+
+        def commit_transaction(self, timeout):
+            calls.append("commit")
+
+    hot = object.__new__(TransactionalHotPath)
+    hot.producer, hot.abandoned, hot.failures = StuckProducer(), [], []
+    hot.ACK_TIMEOUT_S, hot.STUCK_GRACE_S = 0.2, 0.1
+    stuck = hot.producer
+
+    async def run():
+        loop = asyncio.get_running_loop()
+        with pytest.raises(_Fenced, match="did not return"):
+            await hot._committed(loop, {("t", 0): 5}, b"group")
+        hot.producer = object()  # what _renew_producer does next
+        release.set()
+        await asyncio.sleep(0.2)
+
+    asyncio.run(run())
+    assert hot.abandoned == [stuck]
+    assert calls == ["flush", "send_offsets"]  # never committed on the abandoned producer
