@@ -19,12 +19,16 @@ from typing import Any, Protocol
 
 import orjson
 
+from .core.carriers import CarrierBook
 from .core.commands import KINDS
-from .core.events import Limits
+from .core.events import Limits, Rejection, parse_submission
 from .core.normalize import is_clean_tracking, normalize_tracking
 from .core.performance import PerformancePolicy, StoreState, store_key, view
 from .core.queries import diagnose, status
+from .core.reconcile import COLUMNS as RECONCILE_COLUMNS
+from .core.reconcile import ErpRow, Report, invalid_row
 from .core.rules import State
+from .erp_import import BadImportFile, ColumnMap, RowContext, csv_rows, decode_text, read_rows
 
 MAX_CHECK = 1000
 MAX_BODY = 256 * 1024
@@ -105,8 +109,12 @@ def problem(status_code: int, message: str) -> Reply:
 
 def parse_body(raw: bytes) -> tuple[Any, Reply | None]:
     """(body, None), or (None, a 4xx): never a 500 for what a client sends."""
-    if len(raw) > MAX_BODY:
-        return None, problem(413, f"body larger than {MAX_BODY} bytes")
+    return parse_body_of(raw, MAX_BODY)
+
+
+def parse_body_of(raw: bytes, limit: int) -> tuple[Any, Reply | None]:
+    if len(raw) > limit:
+        return None, problem(413, f"body larger than {limit} bytes")
     try:
         return orjson.loads(raw), None
     except orjson.JSONDecodeError as exc:
@@ -211,6 +219,101 @@ def used_page(q: UsedQuery, rows: list[dict[str, Any]]) -> Reply:
     return Reply(200, {"license_id": q.license_id, "items": rows, "next_after": next_after})
 
 
+MAX_RECONCILE_BODY = 32 * 1024 * 1024  # an ERP's month: ~100 bytes a row, some 300,000 rows
+
+
+@dataclass(frozen=True)
+class ReconcileQuery:
+    license_id: str
+    month: str | None
+    csv: bool
+
+
+def reconcile_query(caller: Caller, license_id: str, query: dict[str, str]) -> Reply | ReconcileQuery:
+    """POST /licenses/{id}/reconcile: who may ask, for which month (YYYY-MM), in which format."""
+    if not caller.admin and caller.license_id != license_id:
+        return problem(403, "a licence token reconciles only its own licence")
+    month = query.get("month") or None
+    if month is not None and not _is_month(month):
+        return problem(400, f"month must be YYYY-MM, got {month!r}")
+    return ReconcileQuery(license_id, month, query.get("format") == "csv")
+
+
+def _is_month(text: str) -> bool:
+    return len(text) == 7 and text[4] == "-" and text[:4].isdigit() and text[5:].isdigit() and 1 <= int(text[5:]) <= 12
+
+
+def erp_rows(
+    events: list[tuple[int, dict[str, Any]]], license_id: str, carriers: CarrierBook, limits: Limits, now_ms: int
+) -> tuple[list[ErpRow], list[dict[str, Any]]]:
+    """(line, submission fields) -> rows normalized as the guard would, and the rows it would
+    refuse as `erp_invalid` findings (`_error`: a row the file reader already refused). A row
+    without a licence is the licence's."""
+    rows: list[ErpRow] = []
+    invalid: list[dict[str, Any]] = []
+    for line, event in events:
+        fields = {"event_id": f"erp-line-{line}", **event}
+        fields["license_id"] = fields.get("license_id") or license_id
+        raw_no = str(fields.get("tracking_no", ""))
+        if "_error" in fields:  # a row the file reader could not read (import's own per-row check)
+            invalid.append(invalid_row(line, raw_no, "BAD_ROW", str(fields["_error"])))
+            continue
+        if fields["license_id"] != license_id:
+            invalid.append(invalid_row(line, raw_no, "OTHER_LICENSE", f"a row of licence {fields['license_id']!r}"))
+            continue
+        parsed = parse_submission(orjson.dumps(fields), now_ms, carriers, limits)
+        if isinstance(parsed, Rejection):
+            invalid.append(invalid_row(line, raw_no, parsed.reason, parsed.error))
+        else:
+            rows.append(
+                ErpRow(
+                    line, parsed.tracking_no, parsed.carrier_code, parsed.shipped_ms, parsed.store_id, parsed.order_id
+                )
+            )
+    return rows, invalid
+
+
+def reconcile_body(
+    raw: bytes, content_type: str, license_id: str, columns: ColumnMap, ctx: RowContext
+) -> Reply | list[tuple[int, dict[str, Any]]]:
+    """The request's ERP log: a CSV export (any content type but JSON; UTF-8 or GB18030, headers
+    through the import column mapping, local times in `ctx.zone`), or JSON
+    `{"rows": [{"line": n, ...submission fields}]}` as `trackguard reconcile` sends it."""
+    if len(raw) > MAX_RECONCILE_BODY:
+        return problem(413, f"body larger than {MAX_RECONCILE_BODY} bytes")
+    if content_type == "application/json":
+        body, bad = parse_body_of(raw, MAX_RECONCILE_BODY)
+        if bad is not None:
+            return bad
+        items = body.get("rows") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            return problem(400, 'body must be {"rows": [{"line": 2, "tracking_no": ..., ...}, ...]}')
+        return [(int(i.get("line") or n + 1), {k: v for k, v in i.items() if k != "line"}) for n, i in enumerate(items)]
+    try:
+        text, _ = decode_text(raw)
+        result = read_rows(csv_rows(text), columns, RowContext(ctx.zone, license_id, ctx.license_id_format))
+    except BadImportFile as exc:
+        return problem(400, f"the CSV: {exc}")
+    # Rows the import would refuse (no tracking number, a time that is no time) are findings too.
+    unread: list[tuple[int, dict[str, Any]]] = [(e.line, {"_error": e.message}) for e in result.errors]
+    return [*zip(result.lines, result.events, strict=True), *unread]
+
+
+def reconcile_reply(q: ReconcileQuery, report: Report, missing: list[int]) -> Reply:
+    """The merged report; 503 when partitions went unanswered (a worker gone or rebalancing): a
+    reconciliation missing numbers would report them as not accepted."""
+    if missing:
+        return problem(503, f"no worker answered for partitions {missing} (rebalancing?): try again")
+    if q.csv:
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(RECONCILE_COLUMNS))
+        writer.writeheader()
+        writer.writerows(report.findings)
+        counts = orjson.dumps(report.as_dict(q.license_id, q.month)["counts"]).decode()
+        return Reply(200, out.getvalue(), "text/csv", {"X-Trackguard-Counts": counts})
+    return Reply(200, report.as_dict(q.license_id, q.month))
+
+
 def performance(
     backend: Backend, caller: Caller, store_id: str, query: dict[str, str], routed: bool
 ) -> Reply | Forward:
@@ -301,6 +404,24 @@ ROUTES: tuple[Route, ...] = (
         query=(
             ("after", {"type": "string"}),
             ("limit", {"type": "integer", "minimum": 1, "maximum": 5000}),
+            ("format", {"type": "string", "enum": ["json", "csv"]}),
+        ),
+    ),
+    Route(
+        "post",
+        "/licenses/{license_id}/reconcile",
+        "Reconcile an ERP log (CSV export, or JSON rows) with the licence's bound numbers, by fingerprint",
+        {
+            "200": "findings and counts",
+            "400": "not a CSV the import reads",
+            "403": "another licence",
+            "413": "body over 32 MB",
+            "503": "partitions unanswered",
+            **_AUTH,
+        },
+        body=True,
+        query=(
+            ("month", {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"}),
             ("format", {"type": "string", "enum": ["json", "csv"]}),
         ),
     ),

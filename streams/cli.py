@@ -7,11 +7,15 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
 from . import settings as settings_mod
 from .core.events import REQUIRED
+
+if TYPE_CHECKING:
+    from .erp_import import ImportResult
 
 SUBMISSION_FIELDS = (*REQUIRED, "source")  # the submit command's flags, one per field
 
@@ -111,21 +115,19 @@ def cmd_submit(args: argparse.Namespace) -> int:
 IMPORT_SHOWN_ROWS = 5  # --dry-run prints this many submissions as JSON lines
 
 
-def cmd_import(args: argparse.Namespace) -> int:
-    """Read the whole file and check every row first; publish all or nothing (or the good rows with
-    --skip-bad); --dry-run stops before the broker."""
+def _read_erp_file(args: argparse.Namespace, settings: settings_mod.Settings) -> ImportResult:
+    """`trackguard import` and `reconcile`: the file's rows, checked, with the columns used and
+    each bad row printed as FILE:LINE:."""
     import codecs
-    import tomllib
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    from .clients import publish_events, read_events
+    from .clients import read_events
     from .core.events import license_id_problem
-    from .erp_import import BadColumnMap, ColumnMap, RowContext
+    from .erp_import import BadColumnMap, RowContext, load_column_map
 
     path = Path(args.file)
     if not path.is_file():
         raise CliError(f"{path}: no such file")
-    settings = _settings(args)
     zone_name = args.timezone or settings.import_timezone
     try:
         zone = ZoneInfo(zone_name)
@@ -141,27 +143,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         problem = license_id_problem(args.license.strip(), id_format)
         if problem is not None:
             raise CliError(f"--license: {problem.error} ([policy] license_id_format = {id_format!r})")
-
-    def mapping(file: Path, what: str) -> dict:
-        try:
-            with open(file, "rb") as fh:
-                return tomllib.load(fh)
-        except FileNotFoundError:
-            raise CliError(f"{what} {file} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise CliError(f"{what} {file} is not TOML: {exc}") from None
-
     try:
-        columns = ColumnMap({})
-        if settings.import_columns is not None:
-            where = settings.import_columns
-            shipped = settings_mod.DEFAULT_CONFIG.parent / "import_columns.toml"
-            if not where.exists() and where.name == shipped.name:  # a settings file of its own, default key
-                where = shipped
-            columns = ColumnMap.from_mapping(mapping(where, "the column mapping ([import] columns)"), str(where))
-        if args.columns:
-            extra = Path(args.columns)
-            columns = columns.extended(mapping(extra, "--columns"), str(extra))
+        columns = load_column_map(settings.import_columns, Path(args.columns) if args.columns else None)
     except BadColumnMap as exc:
         raise CliError(str(exc)) from None
 
@@ -174,6 +157,16 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"{path}: {read_as}columns {used}{skipped}", file=sys.stderr)
     for error in result.errors:
         print(f"{path}:{error.line}: {error.message}", file=sys.stderr)
+    return result
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Read the whole file and check every row first; publish all or nothing (or the good rows with
+    --skip-bad); --dry-run stops before the broker."""
+    from .clients import publish_events
+
+    settings = _settings(args)
+    result = _read_erp_file(args, settings)
     good, bad = len(result.events), len(result.errors)
     if bad and not args.skip_bad:
         raise CliError(
@@ -206,7 +199,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def _http(args: argparse.Namespace, method: str, path: str, body: dict | None = None) -> int:
+def _http(args: argparse.Namespace, method: str, path: str, body: dict | None = None, timeout: float = 30) -> int:
     """Call a worker's HTTP API with a token; print the JSON answer; exit 0 on 2xx."""
     import json
     import os
@@ -224,7 +217,7 @@ def _http(args: argparse.Namespace, method: str, path: str, body: dict | None = 
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             status, payload = resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         status, payload = exc.code, exc.read()
@@ -252,6 +245,19 @@ def cmd_performance(args: argparse.Namespace) -> int:
 
     query = f"?{urlencode({'license': args.license})}" if args.license else ""
     return _http(args, "GET", f"/stores/{quote(args.store, safe='')}/performance{query}")
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    """Read the ERP file as `import` does (rows it cannot read go along as findings), then
+    POST /licenses/{id}/reconcile with the rows as JSON; prints the report (JSON or CSV)."""
+    from urllib.parse import quote, urlencode
+
+    result = _read_erp_file(args, _settings(args))
+    rows = [{"line": line, **event} for line, event in zip(result.lines, result.events, strict=True)]
+    rows += [{"line": e.line, "_error": e.message} for e in result.errors]
+    query = urlencode({k: v for k, v in (("month", args.month), ("format", args.format)) if v})
+    path = f"/licenses/{quote(args.license, safe='')}/reconcile{'?' + query if query else ''}"
+    return _http(args, "POST", path, {"rows": rows}, timeout=300)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -373,6 +379,18 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("store", help="the store id")
     pf.add_argument("--license", help="the store's licence (with the admin token; a licence token uses its own)")
     pf.set_defaults(func=cmd_performance)
+
+    rc = with_api(
+        sub.add_parser("reconcile", help="compare an ERP export with the licence's accepted numbers (HTTP API)")
+    )
+    rc.add_argument("file", help="the ERP's shipment log: .csv / .tsv / .txt, .xlsx, or JSON Lines, as for import")
+    rc.add_argument("--license", required=True, help="the licence to reconcile (rows without a licence are its)")
+    rc.add_argument("--month", help="YYYY-MM: only shipments of that month (ship time, [performance] timezone)")
+    rc.add_argument("--format", choices=("json", "csv"), default="json", help="the report's format")
+    rc.add_argument("--encoding", help="the CSV's encoding (default: UTF-8 with or without BOM, else GB18030)")
+    rc.add_argument("--timezone", help="zone of ship times without an offset (default: [import] timezone)")
+    rc.add_argument("--columns", help="a TOML file of header spellings added to config/import_columns.toml")
+    rc.set_defaults(func=cmd_reconcile)
 
     for kind, fields in (
         ("reserve", ("store_id", "order_id", "carrier_code")),

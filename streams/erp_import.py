@@ -26,6 +26,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
+from pathlib import Path
 from typing import Any
 
 from .core.events import SOURCES, license_id_problem
@@ -116,6 +117,33 @@ class ColumnMap:
                     chosen[name] = present[k]
                     break
         return chosen
+
+
+def load_column_map(configured: Path | None, extra: Path | None = None) -> ColumnMap:
+    """The mapping `[import] columns` names (the shipped config/import_columns.toml when a
+    settings file elsewhere keeps the default name), extended by `extra` (--columns). Raises
+    BadColumnMap with the file's name for a missing file, bad TOML or a bad mapping."""
+    import tomllib
+
+    def mapping(file: Path, what: str) -> dict:
+        try:
+            with open(file, "rb") as fh:
+                return tomllib.load(fh)
+        except FileNotFoundError:
+            raise BadColumnMap(f"{what} {file} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise BadColumnMap(f"{what} {file} is not TOML: {exc}") from None
+
+    columns = ColumnMap({})
+    if configured is not None:
+        shipped = Path(__file__).resolve().parent.parent / "config" / "import_columns.toml"
+        if not configured.exists() and configured.name == shipped.name:  # a settings file of its own, default key
+            configured = shipped
+        data = mapping(configured, "the column mapping ([import] columns)")
+        columns = ColumnMap.from_mapping(data, str(configured))
+    if extra is not None:
+        columns = columns.extended(mapping(extra, "--columns"), str(extra))
+    return columns
 
 
 def _spellings(data: Mapping[str, Any], where: str) -> dict[str, list[str]]:

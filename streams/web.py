@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import faust
 import orjson
@@ -24,7 +27,9 @@ from .api import Access, Caller, Forward, Reply
 from .core import state as state_codec
 from .core.performance import StoreState
 from .core.queries import used_entry
+from .core.reconcile import ErpRow, Report, merge, reconcile
 from .core.rules import State
+from .erp_import import BadColumnMap, RowContext, load_column_map
 from .hotpath import HotPath
 from .partitioning import partition_for
 from .settings import Settings
@@ -32,6 +37,9 @@ from .settings import Settings
 ROUTED = "X-Trackguard-Routed"  # set on forwarded requests: answer locally, never forward again
 SERVED_BY = "X-Trackguard-Served-By"
 COMMAND_TIMEOUT_S = 10.0
+RECONCILE_TIMEOUT_S = 120.0  # another worker's share of a reconciliation (its rows and index)
+
+log = logging.getLogger("trackguard.web")
 
 
 class WorkerBackend:
@@ -84,6 +92,26 @@ class WorkerBackend:
         rows.sort(key=lambda r: r["tracking_no"])
         return rows[:limit]
 
+    def local_reconcile(self, license_id: str, rows: list[ErpRow], month: str | None) -> tuple[list[int], Report]:
+        """The rows whose numbers live in this worker's active partitions, against those
+        partitions' part of the licence's index; with the partitions it answered for."""
+        changelog, n = self.store.changelog_topic, self.settings.partitions
+        mine = sorted({tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == changelog})
+        here = [r for r in rows if partition_for(r.tracking_no.encode(), n) in mine]
+        states = {r.tracking_no: self.read(r.tracking_no.encode()) for r in here}
+
+        def used() -> Iterator[tuple[str, State]]:
+            for partition in mine:
+                for key in self.store.used_numbers(partition, license_id):
+                    raw = self.store.read(partition, key)
+                    if raw is not None:
+                        yield key.decode(), state_codec.decode(raw)
+
+        report = reconcile(
+            license_id, here, states, used(), month=month, timezone=self.performance.timezone, now_ms=self.now_ms()
+        )
+        return mine, report
+
     def other_workers(self) -> list[URL]:
         return [URL(str(h)) for h in self.app.router.table_metadata(self.table.name) if not self._is_me(URL(str(h)))]
 
@@ -129,10 +157,24 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, store
     async def answer(view: faust.web.View, request: Any, result: Reply | Forward) -> Any:
         return await forward(request, result) if isinstance(result, Forward) else respond(view, result)
 
+    async def read_capped(request: Any, limit: int) -> bytes | None:
+        """The whole body, read as it streams in; None past `limit` bytes (the rest unread).
+        (aiohttp's `content.read(n)` returns what has arrived so far, not n bytes.)"""
+        if (request.content_length or 0) > limit:
+            return None
+        chunks, size = [], 0
+        async for chunk in request.content.iter_chunked(1 << 16):
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     async def read_body(request: Any) -> tuple[Any, Reply | None]:
-        if (request.content_length or 0) > api.MAX_BODY:
+        raw = await read_capped(request, api.MAX_BODY)
+        if raw is None:
             return None, api.problem(413, f"body larger than {api.MAX_BODY} bytes")
-        return api.parse_body(await request.content.read(api.MAX_BODY + 1))
+        return api.parse_body(raw)
 
     Handler = Callable[..., Awaitable[Any]]
 
@@ -191,6 +233,52 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, store
                     if resp.status == 200:
                         rows.extend(orjson.loads(resp.body)["items"])
             return respond(self, api.used_page(q, rows))
+
+    @app.page("/licenses/{license_id}/reconcile")
+    class Reconcile(faust.web.View):
+        @authorized
+        async def post(self, request: Any, caller: Caller, license_id: str) -> Any:
+            q = api.reconcile_query(caller, license_id, dict(request.query))
+            if isinstance(q, Reply):
+                return respond(self, q)
+            raw = await read_capped(request, api.MAX_RECONCILE_BODY)
+            if raw is None:
+                return respond(self, api.problem(413, f"body larger than {api.MAX_RECONCILE_BODY} bytes"))
+            if routed(request):  # another worker's share: the rows as lists, answered for our partitions
+                rows = [ErpRow(*r) for r in orjson.loads(raw)["rows"]]
+                partitions, report = backend.local_reconcile(q.license_id, rows, q.month)
+                return respond(self, Reply(200, {"partitions": partitions, **report.as_dict(q.license_id, q.month)}))
+            try:
+                columns = load_column_map(settings.import_columns)
+            except BadColumnMap as exc:
+                return respond(self, api.problem(500, f"the worker's column mapping: {exc}"))
+            ctx = RowContext(ZoneInfo(settings.import_timezone), license_id, settings.limits.license_id_format)
+            events = api.reconcile_body(raw, request.content_type, q.license_id, columns, ctx)
+            if isinstance(events, Reply):
+                return respond(self, events)
+            rows, invalid = api.erp_rows(events, q.license_id, settings.carriers, settings.limits, backend.now_ms())
+            partitions, local = backend.local_reconcile(q.license_id, rows, q.month)
+            reports, covered = [local], set(partitions)
+            share = orjson.dumps({"rows": [list(r) for r in rows]})  # every worker gets every row, answers for its partitions
+
+            async def ask(url: URL) -> None:
+                target = url.with_path(request.path).with_query({"month": q.month or "", "format": "json"})
+                headers = {"Authorization": request.headers.get("Authorization", ""), ROUTED: "1"}
+                try:
+                    async with app.http_client.post(
+                        target, data=share, headers=headers, timeout=ClientTimeout(total=RECONCILE_TIMEOUT_S)
+                    ) as resp:
+                        if resp.status == 200:
+                            body = orjson.loads(await resp.read())
+                            covered.update(body["partitions"])
+                            reports.append(Report(body["findings"], Counter(body["counts"])))
+                except (TimeoutError, ClientError) as exc:
+                    log.warning("reconcile: worker %s did not answer: %r", url, exc)
+
+            await asyncio.gather(*(ask(url) for url in backend.other_workers()))
+            merged = merge([*reports, Report(invalid, Counter(erp_invalid=len(invalid)))])
+            missing = sorted(set(range(settings.partitions)) - covered)
+            return respond(self, api.reconcile_reply(q, merged, missing))
 
     @app.page("/stores/{store_id}/performance")
     class Performance(faust.web.View):

@@ -295,3 +295,76 @@ def test_the_used_list_names_only_the_binders_numbers_with_their_fingerprint():
     }
     assert used_entry("RR123456785CN", {"binding": BINDING}, "L2") is None
     assert used_entry("RR123456785CN", {"blacklist": ["L1"]}, "L1") is None
+
+
+def test_reconcile_query_is_the_licences_own_and_a_month_is_yyyy_mm():
+    lic, admin = Caller("L1"), Caller(None)
+    assert api.reconcile_query(lic, "L2", {}).status == 403  # type: ignore[union-attr]
+    assert api.reconcile_query(admin, "L2", {"month": "2026-13"}).status == 400  # type: ignore[union-attr]
+    assert api.reconcile_query(admin, "L2", {"month": "2026-1"}).status == 400  # type: ignore[union-attr]
+    q = api.reconcile_query(lic, "L1", {"month": "2026-11", "format": "csv"})
+    assert q == api.ReconcileQuery("L1", "2026-11", True)
+
+
+def reconcile_rows(raw: bytes, content_type: str = "text/csv"):
+    from zoneinfo import ZoneInfo
+
+    from streams.erp_import import RowContext, load_column_map
+
+    s = settings_mod.load()
+    events = api.reconcile_body(
+        raw, content_type, "L1", load_column_map(s.import_columns), RowContext(ZoneInfo("Asia/Shanghai"))
+    )
+    assert not isinstance(events, Reply), events
+    return api.erp_rows(events, "L1", s.carriers, s.limits, NOW)
+
+
+def test_an_erp_csv_is_read_as_import_reads_it_and_normalized_as_the_guard_does():
+    text = "运单号,承运商,发货时间,店铺,订单号,营业执照\n rr 123456785 cn ,中国邮政,2026/11/20 8:00,S1,O1,\n"
+    text += "RR123456785CN,EMS,2026/11/20 8:00,S1,O2,L2\nRR1,CHINAPOST,2026/11/20 8:00,S1,O3,\n,EMS,2026/11/20,S1,O4,\n"
+    rows, invalid = reconcile_rows(text.encode("gb18030"))
+    # Normalized number, carrier alias, Beijing time without an offset.
+    assert rows == [api.ErpRow(2, "RR123456785CN", "CHINAPOST", 1_795_132_800_000, "S1", "O1")]
+    assert sorted((f["line"], f["reason"]) for f in invalid) == [
+        (3, "BAD_ROW"),  # the import's own check: a row of another licence
+        (4, "UNKNOWN_FORMAT:tracking_no"),  # the guard's: it would be invalid
+        (5, "BAD_ROW"),  # no tracking number
+    ]
+
+
+def test_erp_rows_as_json_and_bad_bodies():
+    body = orjson.dumps(
+        {
+            "rows": [
+                {
+                    "line": 7,
+                    "tracking_no": "RR123456785CN",
+                    "carrier_code": "CHINAPOST",
+                    "shipped_at": "2026-11-20T00:00:00Z",
+                    "store_id": "S1",
+                    "order_id": "O1",
+                }
+            ]
+        }
+    )
+    rows, invalid = reconcile_rows(body, "application/json")
+    assert [r.line for r in rows] == [7] and invalid == []
+    other = orjson.dumps({"rows": [{"line": 2, "license_id": "L2", "tracking_no": "RR123456785CN"}]})
+    assert [f["reason"] for f in reconcile_rows(other, "application/json")[1]] == ["OTHER_LICENSE"]
+    from zoneinfo import ZoneInfo
+
+    from streams.erp_import import ColumnMap, RowContext
+
+    ctx = RowContext(ZoneInfo("UTC"))
+    assert api.reconcile_body(b'{"rows": 5}', "application/json", "L1", ColumnMap({}), ctx).status == 400  # type: ignore[union-attr]
+    assert api.reconcile_body(b"a,b\n1,2\n", "text/csv", "L1", ColumnMap({}), ctx).status == 400  # type: ignore[union-attr]
+
+
+def test_a_reconciliation_with_partitions_unanswered_is_refused_not_partial():
+    from streams.core.reconcile import Report
+
+    q = api.ReconcileQuery("L1", None, False)
+    assert api.reconcile_reply(q, Report(), [3, 5]).status == 503
+    csv_reply = api.reconcile_reply(api.ReconcileQuery("L1", None, True), Report(), [])
+    assert csv_reply.body.splitlines()[0].startswith("kind,tracking_no,line,")
+    assert orjson.loads(csv_reply.headers["X-Trackguard-Counts"])["matched"] == 0

@@ -141,6 +141,66 @@ def test_used_list_is_paged_per_licence_as_json_and_csv(cluster):
     assert call(ports[0], "GET", "/licenses/L9/used", TOKENS["L1"])[0] == 403
 
 
+def test_reconciliation_of_an_erp_csv_across_workers(cluster, capsys, tmp_path):
+    """A Chinese ERP export (GB18030, local ship times) against the licence's numbers on both
+    workers: each finding kind once, through either worker; the CLI sends a file the same way."""
+    guard, ports = cluster
+    lic = "L7"
+    matched = [fresh_s10() for _ in range(6)]
+    other_carrier, not_in_erp, lost = fresh_s10(), number_owned_by_the_other(ports)[0], fresh_s10()
+    never = fresh_s10()
+    for n in [*matched, other_carrier, not_in_erp]:
+        v = guard.verdict(guard.submit(tracking_no=n, license_id=lic, store_id="S7", order_id=f"O-{n}"))
+        assert v["verdict"] == "accepted"
+    guard.verdict(guard.submit(tracking_no=lost, license_id="L8", order_id="X"))  # another licence's first
+    assert guard.verdict(guard.submit(tracking_no=lost, license_id=lic, order_id="O-lost"))["verdict"] == "duplicate"
+    # The submissions shipped at 2026-11-20T08:00:00+08:00: the ERP writes Beijing time without an offset.
+    rows = [f"{n},中国邮政,2026/11/20 8:00,S7,O-{n}" for n in matched]
+    rows += [f"{other_carrier},燕文,2026/11/20 8:00,S7,O-x", f"{lost},CHINAPOST,2026-11-20 08:00,S7,O-lost"]
+    rows += [f"{never},EMS,2026-11-21 09:00,S7,O-never", ",EMS,2026-11-21 09:00,S7,O-empty"]
+    csv_text = "运单号,承运商,发货时间,店铺,订单号\n" + "\n".join(rows) + "\n"
+    expected = {
+        ("differs", other_carrier),
+        ("erp_not_accepted", lost),
+        ("erp_not_accepted", never),
+        ("accepted_not_in_erp", not_in_erp),
+        ("erp_invalid", ""),
+    }
+    for port in ports:
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/licenses/{lic}/reconcile?month=2026-11",
+            method="POST",
+            data=csv_text.encode("gb18030"),
+            headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": "text/csv"},
+        )
+        with urllib.request.urlopen(req, timeout=60) as r:
+            report = json.loads(r.read())
+        assert {(f["kind"], f["tracking_no"]) for f in report["findings"]} == expected
+        assert report["counts"]["matched"] == 6
+        by = {f["tracking_no"]: f for f in report["findings"]}
+        assert (by[lost]["verdict"], by[lost]["reason"], by[lost]["line"]) == ("duplicate", "USED_BY_OTHER_LICENSE", 9)
+        assert by[other_carrier]["differs_in"] == "carrier_code"
+        assert by[never]["reason"] == "NOT_SUBMITTED"
+    # The CLI reads the file as `import` does (here UTF-8) and prints the same findings as CSV.
+    from streams.cli import main
+
+    erp = tmp_path / "店小秘导出.csv"
+    erp.write_text(csv_text, encoding="utf-8-sig")
+    capsys.readouterr()
+    url = ["--url", f"http://127.0.0.1:{ports[1]}", "--token", ADMIN]
+    assert main(["reconcile", str(erp), "--license", lic, "--month", "2026-11", "--format", "csv", *url]) == 0
+    out, err = capsys.readouterr()
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("kind,tracking_no,line,") and len(lines) == 1 + len(expected)
+    assert {tuple(line.split(",")[:2]) for line in lines[1:]} == expected
+    assert f"{erp}:11:" in err  # the row without a number, named as import names it
+    # Another month: none of November's numbers.
+    status, _, body = call(ports[0], "POST", f"/licenses/{lic}/reconcile?month=2026-10", ADMIN, body={"rows": []})
+    assert status == 200 and json.loads(body)["findings"] == []
+    assert call(ports[0], "POST", f"/licenses/{lic}/reconcile", TOKENS["L1"], body={"rows": []})[0] == 403
+    assert call(ports[0], "POST", f"/licenses/{lic}/reconcile?month=11-2026", ADMIN, body={"rows": []})[0] == 400
+
+
 def test_tokens_and_bad_requests(cluster):
     _, ports = cluster
     assert call(ports[0], "GET", "/tracking/RR123456785CN", token=None)[0] == 401
@@ -179,6 +239,7 @@ def test_openapi_document_lists_the_routes_served(cluster):
         "/tracking/{no}",
         "/tracking/check",
         "/licenses/{license_id}/used",
+        "/licenses/{license_id}/reconcile",
         "/stores/{store_id}/performance",
         "/commands/reserve",
         "/commands/release",
