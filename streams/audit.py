@@ -22,7 +22,7 @@ import orjson
 
 from .core.commands import Command, apply_command, parse_command
 from .core.events import Rejection, Submission, parse_submission
-from .core.performance import Failure, count, failure_of, month_of, store_key
+from .core.performance import Failure, PerformancePolicy, count, failure_of, month_of, store_key
 from .core.rules import decide
 from .kafka import read_topics
 from .settings import Settings
@@ -186,19 +186,16 @@ def audit(
     return report
 
 
-def _audit_alerts(
-    settings: Settings, verdicts: list[dict], report: AuditReport, idle_s: float, max_s: float, wait_s: float
-) -> None:
-    """4. The alerts the failures call for, all published, and nothing else.
-
-    The store path runs behind the verdicts (one more hop, per message): a missing alert is read
-    for again for up to `wait_s` before it is a violation."""
+def alerts_called_for(
+    verdicts: list[dict], policy: PerformancePolicy
+) -> tuple[set[str], dict[tuple[bytes, str], set[str]]]:
+    """The alert ids the failed verdicts call for (the pure core's count, per store), and each
+    (store, month)'s failed event ids."""
     failures: dict[bytes, list[Failure]] = defaultdict(list)
     for verdict in verdicts:
         failure = failure_of(verdict)
         if failure is not None:
             failures[store_key(failure.license_id, failure.store_id)].append(failure)
-    policy = settings.performance
     expected: set[str] = set()
     month_failures: dict[tuple[bytes, str], set[str]] = defaultdict(set)
     for key, found in failures.items():
@@ -207,6 +204,17 @@ def _audit_alerts(
             called, state = count(state, failure, policy)
             expected.update(a["alert_id"] for a in called)
             month_failures[(key, month_of(failure.decided_at, policy.timezone))].add(failure.event_id)
+    return expected, month_failures
+
+
+def _audit_alerts(
+    settings: Settings, verdicts: list[dict], report: AuditReport, idle_s: float, max_s: float, wait_s: float
+) -> None:
+    """4. The alerts the failures call for, all published, and nothing else.
+
+    The store path runs behind the verdicts (one more hop, per message): a missing alert is read
+    for again for up to `wait_s` before it is a violation."""
+    expected, month_failures = alerts_called_for(verdicts, settings.performance)
     deadline = time.monotonic() + wait_s
     while True:
         alerts = [orjson.loads(m.value()) for m in _read(settings, [settings.topics.alerts], idle_s, max_s)]

@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import shutil
 import time
+import urllib.request
+import uuid
 from collections import Counter
 from pathlib import Path
 
+import orjson
+
 from . import settings as settings_mod
+from .audit import alerts_called_for
 from .broker import EmbeddedBroker
 from .clients import Publisher
-from .kafka import VerdictCollector, ensure_topics
+from .kafka import VerdictCollector, ensure_topics, read_topics
 from .launch import WorkerProcess
-from .sample import generate
+from .sample import LICENSES, generate
 
 
 def _table(title: str, counter: Counter, total: int, limit: int = 20) -> str:
@@ -24,6 +29,54 @@ def _table(title: str, counter: Counter, total: int, limit: int = 20) -> str:
     lines = [f"{title:<{width}}  {'count':>7}  {'share':>6}", f"{'-' * width}  {'-' * 7}  {'-' * 6}"]
     lines += [f"{str(k):<{width}}  {n:>7}  {100 * n / max(total, 1):5.1f}%" for k, n in rows]
     return "\n".join(lines)
+
+
+def _show_alerts(settings: settings_mod.Settings, verdicts: list[dict]) -> None:
+    """The store alerts the failures called for, as published on stores.alerts (the store path
+    runs a hop behind the verdicts: waits up to 30 s for them)."""
+    expected, _ = alerts_called_for(verdicts, settings.performance)
+    deadline = time.monotonic() + 30
+    while True:
+        records = read_topics(settings, [settings.topics.alerts], until_idle_s=1.0, max_s=10)
+        alerts = {a["alert_id"]: a for a in (orjson.loads(r.value()) for r in records if not r.error())}
+        if expected <= set(alerts) or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
+    print(f"Store alerts on {settings.topics.alerts}: {len(alerts)} (the pure core counts {len(expected)} called for)")
+    kinds = Counter((a["month"], a["kind"]) for a in alerts.values())
+    for (month, kind), n in sorted(kinds.items()):
+        print(f"  {month}  {kind:<17}  {n} stores")
+    for a in sorted(alerts.values(), key=lambda a: (-a["count"], a["alert_id"]))[:3]:
+        print(f"  e.g. {a['alert_id']}: {a['count']} failed shipments ({', '.join(a['event_ids'][:2])}, ...)")
+    print("  (trackguard performance STORE --license LICENCE: a store's months, penalties and downgrade)")
+
+
+def _show_reconciliation(web_port: int, token: str, sample: list) -> None:
+    """One licence's ERP log (what it pushed) reconciled with what the guard accepted for it."""
+    license_id = next(iter(LICENSES))
+    rows = []
+    for line, e in enumerate(sample, 2):
+        try:
+            event = orjson.loads(e.value)
+        except orjson.JSONDecodeError:
+            continue  # the sample's malformed records: no ERP would log them
+        if isinstance(event, dict) and event.get("license_id") == license_id:
+            rows.append({"line": line, **event})
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{web_port}/licenses/{license_id}/reconcile",
+        method="POST",
+        data=orjson.dumps({"rows": rows}),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        report = orjson.loads(resp.read())
+    counts = ", ".join(f"{kind} {n}" for kind, n in report["counts"].items() if n)
+    print(f"Reconciliation of licence {license_id}: its ERP log ({len(rows)} rows, the lines it pushed)")
+    print(f"  against the numbers bound to it: {counts}")
+    by_reason = Counter(f"{f['kind']} / {f['reason'] or f['differs_in']}" for f in report["findings"])
+    for what, n in by_reason.most_common(6):
+        print(f"  {n:>5}  {what}")
+    print(f"  (trackguard reconcile ERP.csv --license {license_id} [--month YYYY-MM] [--format csv])")
 
 
 def run_demo(events: int = 4000, workdir: Path = Path(".demo"), config: str | None = None) -> int:
@@ -53,7 +106,14 @@ def run_demo(events: int = 4000, workdir: Path = Path(".demo"), config: str | No
         # The worker starts first and decides one warm-up submission (so the group join is over),
         # then the sample goes out in one burst: burst start to last verdict is its throughput.
         t0 = time.monotonic()
-        worker = WorkerProcess(broker.address, workdir / "data", workdir / "worker.log", config=config).start()
+        admin_token = f"demo-{uuid.uuid4().hex[:12]}"  # the HTTP API's, for the reconciliation below
+        worker = WorkerProcess(
+            broker.address,
+            workdir / "data",
+            workdir / "worker.log",
+            config=config,
+            env={"TRACKGUARD_ADMIN_TOKEN": admin_token},
+        ).start()
         print(f"  worker pid {worker.pid}, web port {worker.web_port}, log {workdir / 'worker.log'}")
         pub = Publisher(settings)
         warmup = {
@@ -103,6 +163,10 @@ def run_demo(events: int = 4000, workdir: Path = Path(".demo"), config: str | No
         print(_table("store: duplicates + frozen", failed, sum(failed.values()), limit=12))
         print()
         print(_table("carrier", Counter(v.get("carrier_code") for v in verdicts), len(verdicts), limit=12))
+        print()
+        _show_alerts(settings, verdicts)
+        print()
+        _show_reconciliation(worker.web_port, admin_token, sample)
         print()
         print(f"Worker start to first verdict: {first_verdict_s:.1f} s (mostly the consumer-group join).")
         print(

@@ -33,6 +33,7 @@ from .erp_import import BadColumnMap, RowContext, load_column_map
 from .hotpath import HotPath
 from .partitioning import partition_for
 from .settings import Settings
+from .store import PartitionStore
 
 ROUTED = "X-Trackguard-Routed"  # set on forwarded requests: answer locally, never forward again
 SERVED_BY = "X-Trackguard-Served-By"
@@ -74,41 +75,26 @@ class WorkerBackend:
         return int(time.time() * 1000)
 
     def local_used(self, license_id: str, after: str, limit: int) -> list[dict[str, Any]]:
-        """Rows of the partitions this worker owns (the used list fans out to every worker), from
-        the licence's index: the cost is the licence's numbers, not the table's."""
-        rows: list[dict[str, Any]] = []
+        """Rows of the partitions this worker owns (the used list fans out to every worker)."""
+        return used_rows(self.store, self._active_partitions(), license_id, after, limit)
+
+    def _active_partitions(self) -> list[int]:
         changelog = self.store.changelog_topic
-        mine = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == changelog}
-        for partition in sorted(mine):
-            taken = 0
-            for key in self.store.used_numbers(partition, license_id, after.encode()):
-                raw = self.store.read(partition, key)
-                row = used_entry(key.decode(), state_codec.decode(raw), license_id) if raw is not None else None
-                if row is not None:
-                    rows.append(row)
-                    taken += 1
-                    if taken >= limit:  # a page needs at most `limit` from any one partition
-                        break
-        rows.sort(key=lambda r: r["tracking_no"])
-        return rows[:limit]
+        return sorted({tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == changelog})
 
     def local_reconcile(self, license_id: str, rows: list[ErpRow], month: str | None) -> tuple[list[int], Report]:
-        """The rows whose numbers live in this worker's active partitions, against those
-        partitions' part of the licence's index; with the partitions it answered for."""
-        changelog, n = self.store.changelog_topic, self.settings.partitions
-        mine = sorted({tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == changelog})
-        here = [r for r in rows if partition_for(r.tracking_no.encode(), n) in mine]
-        states = {r.tracking_no: self.read(r.tracking_no.encode()) for r in here}
-
-        def used() -> Iterator[tuple[str, State]]:
-            for partition in mine:
-                for key in self.store.used_numbers(partition, license_id):
-                    raw = self.store.read(partition, key)
-                    if raw is not None:
-                        yield key.decode(), state_codec.decode(raw)
-
-        report = reconcile(
-            license_id, here, states, used(), month=month, timezone=self.performance.timezone, now_ms=self.now_ms()
+        """The rows of this worker's active partitions against their part of the licence's index,
+        with the partitions it answered for."""
+        mine = self._active_partitions()
+        report = reconcile_partitions(
+            self.store,
+            mine,
+            self.settings.partitions,
+            license_id,
+            rows,
+            month,
+            self.performance.timezone,
+            self.now_ms(),
         )
         return mine, report
 
@@ -118,6 +104,53 @@ class WorkerBackend:
     def _is_me(self, url: URL) -> bool:
         mine = self.app.conf.canonical_url
         return (url.host, url.port) == (mine.host, mine.port)
+
+
+def used_rows(store: PartitionStore, partitions: list[int], license_id: str, after: str, limit: int) -> list[dict]:
+    """A page of the licence's used list from these partitions, through the licence's index: the
+    cost is the licence's numbers (at most `limit` a partition), not the table's."""
+    rows: list[dict[str, Any]] = []
+    for partition in partitions:
+        taken = 0
+        for key in store.used_numbers(partition, license_id, after.encode()):
+            raw = store.read(partition, key)
+            row = used_entry(key.decode(), state_codec.decode(raw), license_id) if raw is not None else None
+            if row is not None:
+                rows.append(row)
+                taken += 1
+                if taken >= limit:  # a page needs at most `limit` from any one partition
+                    break
+    rows.sort(key=lambda r: r["tracking_no"])
+    return rows[:limit]
+
+
+def reconcile_partitions(
+    store: PartitionStore,
+    partitions: list[int],
+    n_partitions: int,
+    license_id: str,
+    rows: list[ErpRow],
+    month: str | None,
+    timezone: str,
+    now_ms: int,
+) -> Report:
+    """The ERP rows whose numbers live in these partitions, against the licence's index there."""
+    mine = set(partitions)
+    here = [r for r in rows if partition_for(r.tracking_no.encode(), n_partitions) in mine]
+    states: dict[str, State | None] = {}
+    for r in here:
+        key = r.tracking_no.encode()
+        raw = store.read(partition_for(key, n_partitions), key)
+        states[r.tracking_no] = state_codec.decode(raw) if raw is not None else None
+
+    def used() -> Iterator[tuple[str, State]]:
+        for partition in partitions:
+            for key in store.used_numbers(partition, license_id):
+                raw = store.read(partition, key)
+                if raw is not None:
+                    yield key.decode(), state_codec.decode(raw)
+
+    return reconcile(license_id, here, states, used(), month=month, timezone=timezone, now_ms=now_ms)
 
 
 def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, stores: Any, access: Access) -> None:
@@ -259,7 +292,9 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, store
             rows, invalid = api.erp_rows(events, q.license_id, settings.carriers, settings.limits, backend.now_ms())
             partitions, local = backend.local_reconcile(q.license_id, rows, q.month)
             reports, covered = [local], set(partitions)
-            share = orjson.dumps({"rows": [list(r) for r in rows]})  # every worker gets every row, answers for its partitions
+            share = orjson.dumps(
+                {"rows": [list(r) for r in rows]}
+            )  # every worker gets every row, answers for its partitions
 
             async def ask(url: URL) -> None:
                 target = url.with_path(request.path).with_query({"month": q.month or "", "format": "json"})

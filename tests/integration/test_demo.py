@@ -32,5 +32,10 @@ def test_demo_decides_the_whole_sample_prints_the_summary_and_leaves_nothing_run
     out = capsys.readouterr().out
     assert "verdict / reason" in out and "Throughput:" in out and "Where to look next:" in out
     assert "accepted / FIRST_USE" in out
+    # The store alerts it found are those the pure core calls for, and one licence is reconciled.
+    alerts_line = next(line for line in out.splitlines() if line.startswith("Store alerts on"))
+    published, called = alerts_line.split(": ")[1].split(" (the pure core counts ")
+    assert published == called.split(" ")[0]
+    assert "Reconciliation of licence" in out and "matched" in out
     assert (tmp_path / "demo" / "sample.jsonl").stat().st_size > 0
     assert children() - before == set(), "the demo left a process running"
