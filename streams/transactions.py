@@ -32,7 +32,7 @@ import logging
 import socket
 import struct
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 from confluent_kafka import (
     ConsumerGroupTopicPartitions,
@@ -156,14 +156,14 @@ class TransactionalHotPath(HotPath):
                 await self._committed(loop, pending.source_offsets, pending.group)
                 break
             except _Fenced as exc:
-                # Our transaction was aborted for us: it outlived transaction_timeout_ms (the worker
-                # stalled, e.g. paused past its session while the group moved its partitions: a
-                # zombie). Nothing of it is visible; a new producer takes over our transactional id.
-                self.uncommitted.clear()
-                await self._renew_producer(str(exc))
-                raise BatchAborted(f"fenced: {exc}") from None
+                await self._fenced(exc)
             except _Abortable as exc:
-                await loop.run_in_executor(None, self._abort)
+                try:
+                    await loop.run_in_executor(None, self._abort)
+                except _Fenced as fenced:
+                    # The commit failed as abortable and the abort met the epoch the broker bumped
+                    # when it timed the transaction out (a zombie resumed mid-commit, measured).
+                    await self._fenced(fenced)
                 refused = [e for e in self.delivery_errors if e[0].code() in RECORD_ERRORS]
                 if any(
                     topic in (self.store.changelog_topic, self.settings.topics.invalid) for _e, topic, *_ in refused
@@ -192,6 +192,14 @@ class TransactionalHotPath(HotPath):
             await self.persist_offsets()  # no transaction of ours is open: the ends are all committed
         self._account(result, pending)
         return result
+
+    async def _fenced(self, exc: _Fenced) -> NoReturn:
+        """Our transaction was aborted for us: it outlived transaction_timeout_ms (the worker
+        stalled, e.g. paused past its session while the group moved its partitions: a zombie).
+        Nothing of it is visible; a new producer takes over our transactional id."""
+        self.uncommitted.clear()
+        await self._renew_producer(str(exc))
+        raise BatchAborted(f"fenced: {exc}") from None
 
     async def persist_offsets(self) -> None:
         await self._persist_ends(IsolationLevel.READ_COMMITTED)
@@ -292,6 +300,8 @@ class TransactionalHotPath(HotPath):
         try:
             self.producer.abort_transaction(self.ACK_TIMEOUT_S)
         except KafkaException as exc:
+            if exc.args[0].code() in _FENCED:
+                raise _Fenced(exc.args[0].str()) from None
             raise FatalProducerError(f"the transaction could not be aborted: {exc.args[0]}") from None
 
     def _on_failed_delivery(self, err: KafkaError | None, msg: Any) -> None:

@@ -121,3 +121,29 @@ def test_a_commit_stuck_inside_librdkafka_abandons_its_producer(tmp_path):
     asyncio.run(run())
     assert hot.abandoned == [stuck]
     assert calls == ["flush", "send_offsets"]  # never committed on the abandoned producer
+
+
+def test_an_abort_that_meets_a_bumped_epoch_is_fenced_not_fatal():
+    """Measured in the zombie test: resumed mid-commit, the commit fails as abortable and the abort
+    then meets the epoch the broker bumped when it timed the transaction out. That is fencing (a new
+    producer takes over), not a broker-wide failure that stops the worker."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    from streams.hotpath import FatalProducerError
+    from streams.transactions import TransactionalHotPath, _Fenced
+
+    class Refusing:
+        def __init__(self, code):
+            self.code = code
+
+        def abort_transaction(self, timeout):
+            raise KafkaException(KafkaError(self.code))
+
+    hot = object.__new__(TransactionalHotPath)
+    hot.ACK_TIMEOUT_S = 1.0
+    hot.producer = Refusing(KafkaError._FENCED)
+    with pytest.raises(_Fenced):
+        hot._abort()
+    hot.producer = Refusing(KafkaError._TRANSPORT)
+    with pytest.raises(FatalProducerError):
+        hot._abort()

@@ -39,20 +39,24 @@ def wait_log(worker, needle: str, timeout: float = 60.0) -> str:
 
 
 class Burst:
-    """Submissions for fresh numbers, keyed by store (so each one is re-keyed once), paced so that
-    the faults below land in the middle of it; one event id each."""
+    """Submissions for fresh numbers, keyed by store (so each one is re-keyed once), paced, running
+    until the test stops it: the faults below land in the middle of it however slow the machine is
+    (a fixed-size burst once ran out before a paused worker's partitions had moved). One event id
+    each; `limit` only guards against a test that never stops it."""
 
-    def __init__(self, guard: Guard, n: int, per_s: float) -> None:
-        self.guard, self.per_s = guard, per_s
-        self.numbers = [fresh_s10() for _ in range(n)]
+    def __init__(self, guard: Guard, per_s: float, limit: int = 60_000) -> None:
+        self.guard, self.per_s, self.limit = guard, per_s, limit
         self.ids: list[str] = []
+        self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        for i, number in enumerate(self.numbers):
+        for i in range(self.limit):
             if i % 100 == 99:
                 self.guard.publisher.flush()
-                time.sleep(100 / self.per_s)
+                if self._stop.wait(100 / self.per_s):
+                    break
+            number = fresh_s10()
             event_id = f"eos-{number}"
             self.guard.publisher.send(
                 {
@@ -71,6 +75,19 @@ class Burst:
 
     def published(self) -> int:
         return len(self.ids)
+
+    def running(self) -> bool:
+        return self.thread.is_alive() and not self._stop.is_set()
+
+    def run_on(self, more: int, timeout: float = 60.0) -> None:
+        """Publish `more` after this point, then stop and wait for the last flush."""
+        target = self.published() + more
+        deadline = time.monotonic() + timeout
+        while self.published() < target and self.thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self._stop.set()
+        self.thread.join(60)
+        assert not self.thread.is_alive(), "the burst did not stop"
 
 
 def check_exactly_once(guard: Guard, burst: Burst, uncommitted: VerdictCollector) -> None:
@@ -107,18 +124,18 @@ def test_sigkilled_worker_leaves_exactly_one_verdict_per_submission(broker, tmp_
     try:
         worker = guard.start_worker()
         wait_log(worker, "processing guarantee: exactly_once")
-        burst = Burst(guard, 6000, per_s=300)  # ~20 s
+        burst = Burst(guard, per_s=300)
         burst.thread.start()
         for kill, wipe in ((1, False), (2, True)):
             assert guard.collector.wait_count(700 * kill, timeout=90)
             worker.kill()
             at = burst.published()
-            assert at < len(burst.numbers), f"kill {kill} landed after the burst"
+            assert burst.running(), f"kill {kill} landed after the burst"
             print(f"kill {kill}: {len(guard.collector.verdicts)} verdicts, {at} published")
             if wipe:
                 shutil.rmtree(tmp_path / "data")
             worker = guard.start_worker()
-        burst.thread.join(60)
+        burst.run_on(1500)  # ~5 s more while the restarted worker restores and catches up
         check_exactly_once(guard, burst, uncommitted)
     finally:
         uncommitted.stop()
@@ -137,7 +154,7 @@ def test_a_zombie_worker_is_fenced_and_rejoins(broker, tmp_path):
         wait_log(a, "processing guarantee: exactly_once")
         b = guard.new_worker(tmp_path / "data-b", name="b")
         wait_log(b, "Worker ready")
-        burst = Burst(guard, 6000, per_s=300)  # ~20 s
+        burst = Burst(guard, per_s=300)
         burst.thread.start()
         assert guard.collector.wait_count(600, timeout=90)
         os.kill(a.pid, signal.SIGSTOP)
@@ -150,8 +167,8 @@ def test_a_zombie_worker_is_fenced_and_rejoins(broker, tmp_path):
             ), "b did not take over the paused worker's partitions"
         finally:
             os.kill(a.pid, signal.SIGCONT)
-        assert burst.published() < len(burst.numbers), "the zombie woke after the burst"
-        burst.thread.join(60)
+        assert burst.running(), "the zombie woke after the burst"
+        burst.run_on(1500)  # the zombie's fenced commit and its rejoin happen while submissions flow
         check_exactly_once(guard, burst, uncommitted)
         assert a.alive(), "the fenced worker should rejoin, not stop:\n" + a.log_text()[-2000:]
         # Paused for longer than transaction_timeout_ms, a's open transaction was aborted for it.
