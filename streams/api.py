@@ -27,10 +27,15 @@ from .core.performance import PerformancePolicy, StoreState, store_key, view
 from .core.queries import diagnose, status
 from .core.reconcile import COLUMNS as RECONCILE_COLUMNS
 from .core.reconcile import ErpRow, Report, invalid_row
+from .core.reuse import COLUMNS as REUSE_COLUMNS
+from .core.reuse import report as reuse_report
 from .core.rules import State
-from .erp_import import BadImportFile, ColumnMap, RowContext, csv_rows, decode_text, read_rows
+from .erp_import import BadImportFile, ColumnMap, RowContext, content_event_id, csv_rows, decode_text, read_rows
 
 MAX_CHECK = 1000
+MAX_SUBMIT = 500  # submissions per POST /shipments
+SUBMIT_WAIT_S = 10.0  # how long POST /shipments waits for verdicts by default (?wait= seconds)
+MAX_SUBMIT_WAIT_S = 30.0
 MAX_BODY = 256 * 1024
 USED_COLUMNS = ["tracking_no", "carrier_code", "store_id", "order_id", "shipped_at", "fingerprint"]
 
@@ -188,6 +193,93 @@ def check(backend: Backend, caller: Caller, body: Any, routed: bool) -> Reply | 
 
 
 @dataclass(frozen=True)
+class Outgoing:
+    """One submission to publish, keyed by its normalized number (decided in place, no re-keying),
+    or, when the guard will refuse it, by what it holds: its dead letter comes from that partition."""
+
+    index: int
+    event_id: str
+    key: bytes
+    value: bytes
+
+
+@dataclass
+class SubmitPlan:
+    """What this worker publishes and waits for, and which submissions (by index) each other
+    worker must publish: each goes to the owner of its number's partition, whose hot path decides
+    it, so the verdict is awaited where it is made."""
+
+    events: list[dict[str, Any]]
+    local: list[Outgoing]
+    remote: dict[Any, list[int]]
+    wait_s: float
+    results: list[dict[str, Any] | None]
+
+    def forward_body(self, indexes: list[int]) -> bytes:
+        return orjson.dumps({"shipments": [self.events[i] for i in indexes]})
+
+    def merge(self, indexes: list[int], answer: dict[str, Any]) -> None:
+        for i, result in zip(indexes, answer.get("results", ()), strict=False):
+            self.results[i] = result
+
+    def reply(self) -> Reply:
+        """200 with every verdict; 202 when some are not decided yet: their event ids are pending
+        (submitting them again, same event ids, is safe: rule 2 answers with the same verdict)."""
+        pending = [self.events[i]["event_id"] for i, r in enumerate(self.results) if r is None]
+        return Reply(202 if pending else 200, {"results": self.results, "pending": pending})
+
+
+def submit(
+    backend: Backend,
+    caller: Caller,
+    body: Any,
+    query: dict[str, str],
+    carriers: CarrierBook,
+    routed: bool,
+) -> Reply | SubmitPlan:
+    """POST /shipments: one submission (an object) or up to 500 (`{"shipments": [...]}`), for the
+    caller's licence; an event id left out is derived from the content (a retry is a replay)."""
+    items = body.get("shipments", body) if isinstance(body, dict) else body
+    items = [items] if isinstance(items, dict) else items
+    if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
+        return problem(400, 'body must be a submission object or {"shipments": [{...}, ...]}')
+    if len(items) > MAX_SUBMIT:
+        return problem(413, f"at most {MAX_SUBMIT} submissions per request, got {len(items)}")
+    try:
+        wait_s = min(max(float(query.get("wait", SUBMIT_WAIT_S)), 0.0), MAX_SUBMIT_WAIT_S)
+    except ValueError:
+        return problem(400, "wait must be a number of seconds")
+    limits, now = backend.limits, backend.now_ms()
+    events: list[dict[str, Any]] = []
+    plan = SubmitPlan(events, [], {}, wait_s, [None] * len(items))
+    for i, item in enumerate(items):
+        event = dict(item)
+        if not caller.admin:
+            if event.get("license_id", caller.license_id) != caller.license_id:
+                return problem(403, f"shipments[{i}]: a licence token submits only for its own licence")
+            event["license_id"] = caller.license_id
+        event.setdefault("source", "api")
+        if event.get("event_id") is None:
+            event["event_id"] = content_event_id(event, prefix="api")
+        eid = event["event_id"]
+        if not isinstance(eid, str) or not 0 < len(eid) <= limits.max_field_chars:
+            return problem(400, f"shipments[{i}]: event_id must be text of 1 to {limits.max_field_chars} characters")
+        value = orjson.dumps(event)
+        parsed = parse_submission(value, now, carriers, limits)
+        if isinstance(parsed, Rejection):  # published all the same: its dead letter is its verdict
+            key = (number_of(event.get("tracking_no"), limits) or "").encode()
+        else:
+            key = parsed.tracking_no.encode()
+        events.append(event)
+        url = None if routed else backend.owner(key)
+        if url is None:
+            plan.local.append(Outgoing(i, eid, key, value))
+        else:
+            plan.remote.setdefault(url, []).append(i)
+    return plan
+
+
+@dataclass(frozen=True)
 class UsedQuery:
     license_id: str
     after: str
@@ -314,6 +406,40 @@ def reconcile_reply(q: ReconcileQuery, report: Report, missing: list[int]) -> Re
     return Reply(200, report.as_dict(q.license_id, q.month))
 
 
+@dataclass(frozen=True)
+class ReuseQuery:
+    month: str | None
+    carrier: str | None
+    csv: bool
+
+
+def reuse_query(caller: Caller, query: dict[str, str], carriers: CarrierBook) -> Reply | ReuseQuery:
+    """GET /reuse: admin only (it names every licence that claimed a number). The carrier may be
+    named as sellers type it (燕文, yanwen): the carrier book gives its code."""
+    if not caller.admin:
+        return problem(403, "the cross-licence reuse report needs the admin token")
+    month = query.get("month") or None
+    if month is not None and not _is_month(month):
+        return problem(400, f"month must be YYYY-MM, got {month!r}")
+    carrier = carriers.canonical(query["carrier"]) if query.get("carrier") else None
+    return ReuseQuery(month, carrier, query.get("format") == "csv")
+
+
+def reuse_reply(q: ReuseQuery, rows: list[dict[str, Any]], missing: list[int]) -> Reply:
+    """Every worker's rows, grouped by carrier and month; 503 when partitions went unanswered (a
+    report missing some would under-count a forwarder's reuse)."""
+    if missing:
+        return problem(503, f"no worker answered for partitions {missing} (rebalancing?): try again")
+    out = reuse_report(rows, month=q.month, carrier=q.carrier)
+    if q.csv:
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=list(REUSE_COLUMNS))
+        writer.writeheader()
+        writer.writerows({**r, "licenses": " ".join(r["licenses"])} for r in out["items"])
+        return Reply(200, text.getvalue(), "text/csv", {"X-Trackguard-Groups": orjson.dumps(out["groups"]).decode()})
+    return Reply(200, out)
+
+
 def performance(
     backend: Backend, caller: Caller, store_id: str, query: dict[str, str], routed: bool
 ) -> Reply | Forward:
@@ -384,6 +510,20 @@ class Route:
 
 ROUTES: tuple[Route, ...] = (
     Route(
+        "post",
+        "/shipments",
+        "Submit one shipment or up to 500 and wait for their verdicts (?wait= seconds, default 10)",
+        {
+            "200": "every verdict, in request order",
+            "202": "some not decided in time: their event ids under pending (resubmit: same verdict)",
+            "403": "another licence",
+            "413": "more than 500",
+            **_AUTH,
+        },
+        body=True,
+        query=(("wait", {"type": "number", "minimum": 0, "maximum": MAX_SUBMIT_WAIT_S}),),
+    ),
+    Route(
         "get",
         "/tracking/{no}",
         "Diagnosis of a tracking number, as the caller may see it",
@@ -422,6 +562,17 @@ ROUTES: tuple[Route, ...] = (
         body=True,
         query=(
             ("month", {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"}),
+            ("format", {"type": "string", "enum": ["json", "csv"]}),
+        ),
+    ),
+    Route(
+        "get",
+        "/reuse",
+        "Numbers claimed by more than one licence, by carrier and month (admin token)",
+        {"200": "groups and items", "403": "not the admin token", "503": "partitions unanswered", **_AUTH},
+        query=(
+            ("month", {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"}),
+            ("carrier", {"type": "string"}),
             ("format", {"type": "string", "enum": ["json", "csv"]}),
         ),
     ),

@@ -260,6 +260,16 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return _http(args, "POST", path, {"rows": rows}, timeout=300)
 
 
+def cmd_reuse(args: argparse.Namespace) -> int:
+    """GET /reuse (admin token): numbers claimed by more than one licence, by carrier and month."""
+    from urllib.parse import urlencode
+
+    query = urlencode(
+        {k: v for k, v in (("month", args.month), ("carrier", args.carrier), ("format", args.format)) if v}
+    )
+    return _http(args, "GET", f"/reuse{'?' + query if query else ''}", timeout=300)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     numbers: list[str] = []
     for item in args.items:
@@ -391,6 +401,14 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--timezone", help="zone of ship times without an offset (default: [import] timezone)")
     rc.add_argument("--columns", help="a TOML file of header spellings added to config/import_columns.toml")
     rc.set_defaults(func=cmd_reconcile)
+
+    ru = with_api(
+        sub.add_parser("reuse", help="numbers claimed by more than one licence, by carrier and month (admin, HTTP API)")
+    )
+    ru.add_argument("--month", help="YYYY-MM: reuses that happened that month ([performance] timezone)")
+    ru.add_argument("--carrier", help="one carrier, by code or as sellers name it (燕文, yanwen)")
+    ru.add_argument("--format", choices=("json", "csv"), default="json", help="the report's format")
+    ru.set_defaults(func=cmd_reuse)
 
     for kind, fields in (
         ("reserve", ("store_id", "order_id", "carrier_code")),

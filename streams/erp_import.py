@@ -354,10 +354,12 @@ def _event(cells: Sequence[Any], chosen: dict[str, int], header: list[str], ctx:
     return event
 
 
-def content_event_id(event: Mapping[str, str]) -> str:
-    """An id derived from the submission's content: the same row imported again is a replay."""
-    digest = hashlib.sha1("|".join(event.get(c, "") for c in REQUIRED).encode()).hexdigest()
-    return f"import-{digest[:24]}"
+def content_event_id(event: Mapping[str, Any], prefix: str = "import") -> str:
+    """An id derived from the submission's content: the same row imported (or, with prefix "api",
+    posted to /shipments) again is a replay."""
+    # Over every required field, event_id included (it is empty here): ids imported before stay the same.
+    digest = hashlib.sha1("|".join(str(event.get(c) or "") for c in REQUIRED).encode()).hexdigest()
+    return f"{prefix}-{digest[:24]}"
 
 
 _SCIENTIFIC = re.compile(r"[0-9](?:\.[0-9]+)?E\+[0-9]+", re.IGNORECASE)  # how Excel shows 12345678901234567890

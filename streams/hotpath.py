@@ -162,6 +162,8 @@ class HotPath:
         # Where a batch's time goes (seconds): deciding (CPU) and waiting for the broker's acks.
         self.timing = {"batches": 0, "records": 0, "decide_s": 0.0, "flush_s": 0.0}
         self.command_waiters: dict[str, asyncio.Future] = {}  # command_id -> HTTP caller waiting
+        self.verdict_waiters: dict[str, list[asyncio.Future]] = {}  # event_id -> POST /shipments callers
+        self.verdict_topics = frozenset(settings.topics.verdicts)
 
     def _new_producer(self, settings: Settings, client: str) -> Producer:
         return Producer(
@@ -266,7 +268,20 @@ class HotPath:
             waiter = self.command_waiters.pop(out.get("command_id") or "", None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(out)
+        if self.verdict_waiters:  # read back only while a synchronous submit waits
+            self._answer_submitters(result)
         self.timing["flush_s"] += time.perf_counter() - pending.started
+
+    def _answer_submitters(self, result: BatchResult) -> None:
+        waiters, topics = self.verdict_waiters, self.verdict_topics
+        for rec in result.produce:
+            if rec.topic in topics and rec.value:
+                verdict = orjson.loads(rec.value)
+                for waiter in waiters.pop(verdict.get("event_id") or "", ()):
+                    if not waiter.done():
+                        waiter.set_result(verdict)
+            if not waiters:
+                return
 
     async def persist_offsets(self) -> None:
         """Without markers (Kafka): record each written changelog partition's end as the store's

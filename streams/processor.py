@@ -21,6 +21,7 @@ from .core import state as state_codec
 from .core.commands import CommandRejection, apply_command, parse_command, rejection_result
 from .core.deadletters import Source, dead_letter_key, describe, internal_error, invalid_verdict
 from .core.events import Rejection, parse_submission
+from .core.reuse import newly_reused
 from .core.rules import State, decide
 from .core.state import StateVersionError
 from .partitioning import partition_for
@@ -132,6 +133,11 @@ class GuardProcessor:
                 # Newly bound: the licence's used-list index gets the number (changelogged with it).
                 index_key = state_codec.used_index_key(bound["license"], key)
                 result.state_writes.setdefault(rec.partition, {})[index_key] = state_codec.INDEX_VALUE
+            if state is not None and newly_reused(state, parsed.license_id):
+                # A second licence claims it: the admin's reuse report gets the number.
+                result.state_writes.setdefault(rec.partition, {})[state_codec.reuse_index_key(key)] = (
+                    state_codec.INDEX_VALUE
+                )
         produce(OutRecord(self.topics.for_verdict(verdict["verdict"]), key, encoded, source=rec))
         counts[verdict["verdict"]] += 1
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from rocksdict import WriteBatch
 
-from .core.state import INDEX_MARK, used_index_prefix
+from .core.state import INDEX_MARK, REUSE_INDEX_PREFIX, used_index_prefix
 
 FAUST_META_PREFIX = b"__faust"  # Faust's own keys in each partition's RocksDB (persisted offsets)
 
@@ -64,7 +64,13 @@ class PartitionStore:
     def used_numbers(self, partition: int, license_id: str, after: bytes = b"") -> Iterator[bytes]:
         """The numbers bound to the licence in this partition, in order, past `after`: from the
         licence's index, so the cost is the licence's numbers, not the partition's."""
-        prefix = used_index_prefix(license_id)
+        return self._indexed(partition, used_index_prefix(license_id), after)
+
+    def reused_numbers(self, partition: int, after: bytes = b"") -> Iterator[bytes]:
+        """The numbers of this partition claimed by more than one licence, in order, past `after`."""
+        return self._indexed(partition, REUSE_INDEX_PREFIX, after)
+
+    def _indexed(self, partition: int, prefix: bytes, after: bytes) -> Iterator[bytes]:
         start = prefix + after + b"\x00" if after else prefix  # just past `after` itself
         for key in self._db(partition).keys(from_key=start):
             if not isinstance(key, bytes) or not key.startswith(prefix):

@@ -28,6 +28,7 @@ from .core import state as state_codec
 from .core.performance import StoreState
 from .core.queries import used_entry
 from .core.reconcile import ErpRow, Report, merge, reconcile
+from .core.reuse import reuse_entry
 from .core.rules import State
 from .erp_import import BadColumnMap, RowContext, load_column_map
 from .hotpath import HotPath
@@ -98,6 +99,11 @@ class WorkerBackend:
         )
         return mine, report
 
+    def local_reuse(self) -> tuple[list[int], list[dict[str, Any]]]:
+        """The reused numbers of this worker's active partitions, with the partitions it answered for."""
+        mine = self._active_partitions()
+        return mine, reused_rows(self.store, mine, self.performance.timezone)
+
     def other_workers(self) -> list[URL]:
         return [URL(str(h)) for h in self.app.router.table_metadata(self.table.name) if not self._is_me(URL(str(h)))]
 
@@ -122,6 +128,19 @@ def used_rows(store: PartitionStore, partitions: list[int], license_id: str, aft
                     break
     rows.sort(key=lambda r: r["tracking_no"])
     return rows[:limit]
+
+
+def reused_rows(store: PartitionStore, partitions: list[int], timezone: str) -> list[dict[str, Any]]:
+    """The reuse report's rows from these partitions, through the reuse index: the cost is the
+    numbers claimed by more than one licence, not the table."""
+    rows: list[dict[str, Any]] = []
+    for partition in partitions:
+        for key in store.reused_numbers(partition):
+            raw = store.read(partition, key)
+            row = reuse_entry(key.decode(), state_codec.decode(raw), timezone) if raw is not None else None
+            if row is not None:
+                rows.append(row)
+    return rows
 
 
 def reconcile_partitions(
@@ -315,6 +334,36 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, store
             missing = sorted(set(range(settings.partitions)) - covered)
             return respond(self, api.reconcile_reply(q, merged, missing))
 
+    @app.page("/reuse")
+    class Reuse(faust.web.View):
+        @authorized
+        async def get(self, request: Any, caller: Caller) -> Any:
+            q = api.reuse_query(caller, dict(request.query), settings.carriers)
+            if isinstance(q, Reply):
+                return respond(self, q)
+            partitions, rows = backend.local_reuse()
+            if routed(request):  # another worker's share: its rows, unfiltered, and its partitions
+                return respond(self, Reply(200, {"partitions": partitions, "items": rows}))
+            covered = set(partitions)
+
+            async def ask(url: URL) -> None:
+                target = url.with_path(request.path)
+                headers = {"Authorization": request.headers.get("Authorization", ""), ROUTED: "1"}
+                try:
+                    async with app.http_client.get(
+                        target, headers=headers, timeout=ClientTimeout(total=RECONCILE_TIMEOUT_S)
+                    ) as resp:
+                        if resp.status == 200:
+                            body = orjson.loads(await resp.read())
+                            covered.update(body["partitions"])
+                            rows.extend(body["items"])
+                except (TimeoutError, ClientError) as exc:
+                    log.warning("reuse report: worker %s did not answer: %r", url, exc)
+
+            await asyncio.gather(*(ask(url) for url in backend.other_workers()))
+            missing = sorted(set(range(settings.partitions)) - covered)
+            return respond(self, api.reuse_reply(q, rows, missing))
+
     @app.page("/stores/{store_id}/performance")
     class Performance(faust.web.View):
         @authorized
@@ -322,6 +371,61 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, store
             return await answer(
                 self, request, api.performance(backend, caller, store_id, dict(request.query), routed(request))
             )
+
+    @app.page("/shipments")
+    class Shipments(faust.web.View):
+        @authorized
+        async def post(self, request: Any, caller: Caller) -> Any:
+            body, bad = await read_body(request)
+            if bad is not None:
+                return respond(self, bad)
+            plan = api.submit(backend, caller, body, dict(request.query), settings.carriers, routed(request))
+            if isinstance(plan, Reply):
+                return respond(self, plan)
+            # Ours: publish to the number's partition and wait for our own hot path's verdict.
+            loop = asyncio.get_running_loop()
+            waiting: list[tuple[int, str, asyncio.Future]] = []
+            for out in plan.local:
+                waiter = loop.create_future()
+                hot.verdict_waiters.setdefault(out.event_id, []).append(waiter)
+                waiting.append((out.index, out.event_id, waiter))
+                partition = partition_for(out.key, settings.partitions)
+                hot.client_producer.produce(settings.topics.submitted, out.value, out.key, partition=partition)
+            hot.client_producer.poll(0)
+
+            async def ask(url: URL, indexes: list[int]) -> None:
+                target = url.with_path(request.path).with_query({"wait": plan.wait_s})
+                headers = {"Authorization": request.headers.get("Authorization", ""), ROUTED: "1"}
+                try:
+                    async with app.http_client.post(
+                        target,
+                        data=plan.forward_body(indexes),
+                        headers=headers,
+                        timeout=ClientTimeout(total=plan.wait_s + 10),
+                    ) as resp:
+                        if resp.status in (200, 202):
+                            plan.merge(indexes, orjson.loads(await resp.read()))
+                        else:
+                            log.warning("shipments: worker %s answered %s", url, resp.status)
+                except (TimeoutError, ClientError) as exc:  # theirs stay pending: a retry is a replay
+                    log.warning("shipments: worker %s did not answer: %r", url, exc)
+
+            futures = [w for _, _, w in waiting]
+            await asyncio.gather(
+                asyncio.wait(futures, timeout=plan.wait_s) if futures else asyncio.sleep(0),
+                *(ask(url, idx) for url, idx in plan.remote.items()),
+            )
+            for index, event_id, waiter in waiting:
+                if waiter.done():
+                    plan.results[index] = waiter.result()
+                else:  # not decided in time: stop waiting for it here
+                    waiter.cancel()
+                    left = [w for w in hot.verdict_waiters.get(event_id, ()) if w is not waiter]
+                    if left:
+                        hot.verdict_waiters[event_id] = left
+                    else:
+                        hot.verdict_waiters.pop(event_id, None)
+            return respond(self, plan.reply())
 
     @app.page("/commands/{kind}")
     class Commands(faust.web.View):

@@ -368,3 +368,79 @@ def test_a_reconciliation_with_partitions_unanswered_is_refused_not_partial():
     csv_reply = api.reconcile_reply(api.ReconcileQuery("L1", None, True), Report(), [])
     assert csv_reply.body.splitlines()[0].startswith("kind,tracking_no,line,")
     assert orjson.loads(csv_reply.headers["X-Trackguard-Counts"])["matched"] == 0
+
+
+def test_the_reuse_report_is_the_admins_by_carrier_and_month_and_never_partial():
+    from streams.core.reuse import reuse_entry
+
+    carriers = settings_mod.load().carriers
+    assert api.reuse_query(L1, {}, carriers).status == 403  # it names every licence
+    assert api.reuse_query(ADMIN, {"month": "2026/11"}, carriers).status == 400
+    q = api.reuse_query(ADMIN, {"month": "2026-11", "carrier": "燕文", "format": "csv"}, carriers)
+    assert q == api.ReuseQuery("2026-11", "YANWEN", True)  # the carrier as sellers type it
+    state = bound("UA123456789CN")
+    sub = Submission("e2", "L2", "S9", "O9", "YANWEN", "UA123456789CN", NOW + 1000, "api", NOW + 1000)
+    state = decide(state, sub, Policy())[1]
+    row = reuse_entry("UA123456789CN", state, "Asia/Shanghai")
+    assert row is not None and row["licenses"] == ["L1", "L2"] and row["carrier_code"] == "CHINAPOST"
+    assert api.reuse_reply(api.ReuseQuery(None, None, False), [row], [7]).status == 503
+    shown = api.reuse_reply(api.ReuseQuery(None, None, False), [row], [])
+    assert shown.body["groups"] == [{"carrier_code": "CHINAPOST", "month": row["month"], "numbers": 1, "licenses": 2}]
+    assert api.reuse_reply(api.ReuseQuery(None, "YANWEN", False), [row], []).body["items"] == []
+    table = list(csv.DictReader(io.StringIO(api.reuse_reply(api.ReuseQuery(None, None, True), [row], []).body)))
+    assert table[0]["licenses"] == "L1 L2" and table[0]["tracking_no"] == "UA123456789CN"
+
+
+def test_submit_routes_each_submission_to_its_numbers_owner_for_the_callers_licence():
+    carriers = settings_mod.load().carriers
+    shipment = {
+        "event_id": "e1",
+        "store_id": "S1",
+        "order_id": "O1",
+        "carrier_code": "中国邮政",
+        "tracking_no": " rr123456785cn ",
+        "shipped_at": "2026-11-20T08:00:00+08:00",
+    }
+    backend = DictBackend(elsewhere={"UA123456789CN"})
+    plan = api.submit(backend, L1, shipment, {}, carriers, routed=False)
+    assert isinstance(plan, api.SubmitPlan) and plan.wait_s == api.SUBMIT_WAIT_S
+    (out,) = plan.local
+    # Keyed by the number as the rules normalize it: decided in place, no re-keying hop.
+    assert (out.index, out.event_id, out.key) == (0, "e1", b"RR123456785CN")
+    assert orjson.loads(out.value) == {**shipment, "license_id": "L1", "source": "api"}
+    # Several: the other worker's number goes there; one the guard will refuse is still published.
+    other = {**shipment, "event_id": "e2", "tracking_no": "UA123456789CN"}
+    bad = {**shipment, "event_id": "e3", "tracking_no": "!!"}
+    plan = api.submit(backend, L1, {"shipments": [shipment, other, bad]}, {"wait": "2.5"}, carriers, routed=False)
+    assert [o.index for o in plan.local] == [0, 2] and plan.remote == {OTHER: [1]} and plan.wait_s == 2.5
+    assert orjson.loads(plan.forward_body([1])) == {"shipments": [{**other, "license_id": "L1", "source": "api"}]}
+    # Forwarded to us: published here whatever the owner map says.
+    assert [o.index for o in api.submit(backend, L1, [other], {}, carriers, routed=True).local] == [0]
+    # Answers: all decided is 200; an undecided one is 202 with its event id pending.
+    plan.results[0] = {"event_id": "e1", "verdict": "accepted"}
+    plan.merge([1], {"results": [{"event_id": "e2", "verdict": "duplicate"}], "pending": []})
+    assert plan.reply().status == 202 and plan.reply().body["pending"] == ["e3"]
+    plan.results[2] = {"event_id": "e3", "verdict": "invalid"}
+    assert plan.reply().status == 200 and plan.reply().body["pending"] == []
+
+
+def test_submit_refuses_another_licence_too_many_and_bad_ids_and_derives_missing_ids():
+    carriers = settings_mod.load().carriers
+    one = {"store_id": "S1", "order_id": "O1", "carrier_code": "CHINAPOST", "tracking_no": "RR123456785CN"}
+    one["shipped_at"] = "2026-11-20T08:00:00+08:00"
+    backend = DictBackend()
+    assert api.submit(backend, L1, {**one, "license_id": "L2"}, {}, carriers, False).status == 403
+    assert api.submit(backend, ADMIN, {**one, "license_id": "L2"}, {}, carriers, False).local[0].event_id
+    assert api.submit(backend, L1, [one] * 501, {}, carriers, False).status == 413
+    assert api.submit(backend, L1, [], {}, carriers, False).status == 400
+    assert api.submit(backend, L1, ["x"], {}, carriers, False).status == 400
+    assert api.submit(backend, L1, {**one, "event_id": 7}, {}, carriers, False).status == 400
+    assert api.submit(backend, L1, {**one, "event_id": "x" * 129}, {}, carriers, False).status == 400
+    assert api.submit(backend, L1, one, {"wait": "soon"}, carriers, False).status == 400
+    assert api.submit(backend, L1, one, {"wait": "99"}, carriers, False).wait_s == api.MAX_SUBMIT_WAIT_S
+    # No event id: one derived from the content, so the same shipment posted again is a replay.
+    first = api.submit(backend, L1, one, {}, carriers, False).local[0].event_id
+    assert (
+        first.startswith("api-") and first == api.submit(backend, L1, dict(one), {}, carriers, False).local[0].event_id
+    )
+    assert first != api.submit(backend, L1, {**one, "order_id": "O2"}, {}, carriers, False).local[0].event_id

@@ -61,12 +61,36 @@ def test_only_a_new_binding_is_indexed():
     p = partition_for(b"RR123456785CN", SETTINGS.partitions)
     first = proc.process([rec(event("e1"), b"RR123456785CN")], store.read)
     store[(p, b"RR123456785CN")] = first.state_writes[p][b"RR123456785CN"]
-    # A re-push (rule 3) and another licence's duplicate change the state, not the binding.
-    later = proc.process(
+    # A re-push (rule 3) changes the state, not the binding: no index moves.
+    later = proc.process([rec(event("e2"), b"RR123456785CN", offset=1)], store.read)
+    assert list(later.state_writes[p]) == [b"RR123456785CN"]
+
+
+def test_a_second_licence_puts_the_number_in_the_reuse_index_once():
+    store = Store()
+    proc = GuardProcessor(SETTINGS)
+    p = partition_for(b"RR123456785CN", SETTINGS.partitions)
+    reuse_key = b"\x00reuse\x00RR123456785CN"
+    first = proc.process([rec(event("e1"), b"RR123456785CN")], store.read)
+    assert reuse_key not in first.state_writes[p]
+    store[(p, b"RR123456785CN")] = first.state_writes[p][b"RR123456785CN"]
+    # The re-push by L1 changes nothing there; L2's duplicate makes it reused, the binding stays.
+    second = proc.process(
         [rec(event("e2"), b"RR123456785CN", offset=1), rec(event("e3", license="L2"), b"RR123456785CN", offset=2)],
         store.read,
     )
-    assert list(later.state_writes[p]) == [b"RR123456785CN"]
+    assert set(second.state_writes[p]) == {b"RR123456785CN", reuse_key}
+    assert second.state_writes[p][reuse_key] == b"1"
+    store[(p, b"RR123456785CN")] = second.state_writes[p][b"RR123456785CN"]
+    # Already reused: a third licence, or L2 again, writes the state only.
+    third = proc.process(
+        [
+            rec(event("e4", license="L3"), b"RR123456785CN", offset=3),
+            rec(event("e5", license="L2"), b"RR123456785CN", offset=4),
+        ],
+        store.read,
+    )
+    assert list(third.state_writes[p]) == [b"RR123456785CN"]
 
 
 def test_other_keys_are_forwarded_once_with_their_timestamp_to_the_numbers_partition():

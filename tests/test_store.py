@@ -55,7 +55,7 @@ def test_read_write_scan_restore_and_persisted_offsets_on_a_real_rocksdb_table(t
 
 
 def test_the_used_index_lists_one_licences_numbers_in_order_and_stays_out_of_scans(tmp_path):
-    from streams.core.state import INDEX_VALUE, used_index_key
+    from streams.core.state import INDEX_VALUE, reuse_index_key, used_index_key
 
     app = faust.App("store-index", broker="kafka://127.0.0.1:1", store="rocksdb://", datadir=str(tmp_path))
     store = PartitionStore(app.Table("numbers", partitions=1, key_type=bytes, value_type=bytes))
@@ -69,3 +69,8 @@ def test_the_used_index_lists_one_licences_numbers_in_order_and_stays_out_of_sca
     assert list(store.used_numbers(0, "L10")) == [b"RZ9"]
     assert list(store.used_numbers(0, "L3")) == []
     assert [k for k, _ in store.scan(0)] == [b"RA1", b"RB2", b"RC3"]  # the index is not a number
+    # The reuse index beside them: its own prefix, not confused with a licence called "reuse".
+    store.write(0, {reuse_index_key(b"RB2"): INDEX_VALUE, used_index_key("reuse", b"RQ7"): INDEX_VALUE})
+    assert list(store.reused_numbers(0)) == [b"RB2"]
+    assert list(store.used_numbers(0, "reuse")) == [b"RQ7"]
+    assert [k for k, _ in store.scan(0)] == [b"RA1", b"RB2", b"RC3"]

@@ -57,3 +57,12 @@ def used_index_prefix(license_id: str) -> bytes:
 
 def used_index_key(license_id: str, number: bytes) -> bytes:
     return used_index_prefix(license_id) + number
+
+
+# The cross-licence reuse index: a key per number claimed by a second licence (core.reuse),
+# written by the decision that made it so; the admin's reuse report costs what is reused.
+REUSE_INDEX_PREFIX = b"\x00reuse\x00"
+
+
+def reuse_index_key(number: bytes) -> bytes:
+    return REUSE_INDEX_PREFIX + number

@@ -230,6 +230,88 @@ def test_store_performance_is_answered_by_the_stores_owner_through_any_worker(cl
     assert len(served) == 2
 
 
+def test_cross_licence_reuse_report_for_the_admin_across_workers(cluster, capsys):
+    """A forwarder's pool: the same Yanwen numbers pushed by two and three licences, one on each
+    worker's partitions; one number a licence re-used on its own (not a reuse). Any worker
+    answers with every worker's part; a licence token is refused; the CLI prints CSV."""
+    from streams.cli import main
+    from streams.core.performance import month_of
+
+    guard, ports = cluster
+    reused = [number_owned_by_the_other(ports)[0], fresh_s10(), fresh_s10()]
+    own = fresh_s10()
+    yanwen = {"carrier_code": "燕文", "store_id": "S5"}
+    for n in [*reused, own]:
+        assert (
+            guard.verdict(guard.submit(tracking_no=n, license_id="L5", order_id="A", **yanwen))["verdict"] == "accepted"
+        )
+    second = guard.verdict(guard.submit(tracking_no=own, license_id="L5", order_id="B", **yanwen))
+    assert second["verdict"] == "duplicate"
+    for n in reused:
+        second = guard.verdict(guard.submit(tracking_no=n, license_id="L6", order_id="C", **yanwen))
+        assert (second["verdict"], second["reason"]) == ("duplicate", "USED_BY_OTHER_LICENSE")
+    guard.verdict(guard.submit(tracking_no=reused[2], license_id="L4", order_id="D", **yanwen))
+    month = month_of(second["decided_at"], "Asia/Shanghai")
+    for port in ports:
+        status, _, body = call(port, "GET", f"/reuse?carrier=YANWEN&month={month}", ADMIN)
+        assert status == 200, body
+        report = json.loads(body)
+        assert {i["tracking_no"]: i["licenses"] for i in report["items"]} == {
+            reused[0]: ["L5", "L6"],
+            reused[1]: ["L5", "L6"],
+            reused[2]: ["L5", "L6", "L4"],
+        }
+        assert report["groups"] == [{"carrier_code": "YANWEN", "month": month, "numbers": 3, "licenses": 3}]
+        assert all(i["bound_license"] == "L5" and i["failed"] == i["uses"] - 1 for i in report["items"])
+    assert call(ports[0], "GET", "/reuse", TOKENS["L1"])[0] == 403
+    assert call(ports[0], "GET", "/reuse?month=2026-13", ADMIN)[0] == 400
+    capsys.readouterr()
+    url = ["--url", f"http://127.0.0.1:{ports[1]}", "--token", ADMIN]
+    assert main(["reuse", "--carrier", "yanwen", "--month", month, "--format", "csv", *url]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "tracking_no,carrier_code,month,reused_at,licenses,bound_license,uses,failed"
+    assert sorted(line.split(",")[0] for line in lines[1:]) == sorted(reused)
+
+
+def test_synchronous_submit_answers_with_verdicts_and_is_idempotent(cluster):
+    """POST /shipments to one worker: submissions whose numbers the other worker owns are published
+    and awaited there. Each gets its verdict (accepted, the platform's TRACKING_DUPLICATE, a dead
+    letter); the same request again gets the same verdicts as replays; wait=0 is a 202."""
+    guard, ports = cluster
+    theirs, mine, taken = number_owned_by_the_other(ports)[0], fresh_s10(), fresh_s10()
+    assert guard.verdict(guard.submit(tracking_no=taken, license_id="L2", order_id="Z"))["verdict"] == "accepted"
+    ship = {"store_id": "S3", "carrier_code": "CHINAPOST", "shipped_at": "2026-11-20T08:00:00+08:00"}
+    batch = [
+        {**ship, "event_id": f"sync-{theirs}", "order_id": "A", "tracking_no": theirs},
+        {**ship, "order_id": "B", "tracking_no": mine.lower()},  # no event id: derived from the content
+        {**ship, "event_id": f"sync-{taken}", "order_id": "C", "tracking_no": taken},
+        {**ship, "event_id": f"sync-bad-{mine}", "order_id": "D", "tracking_no": mine, "shipped_at": "yesterday"},
+    ]
+    status, _, body = call(ports[1], "POST", "/shipments", TOKENS["L1"], body={"shipments": batch})
+    assert status == 200, body
+    answer = json.loads(body)
+    got = [(r["tracking_no"], r["verdict"], r["code"], r["reason"]) for r in answer["results"]]
+    assert got[:3] == [
+        (theirs, "accepted", "ACCEPTED", "FIRST_USE"),
+        (mine, "accepted", "ACCEPTED", "FIRST_USE"),
+        (taken, "duplicate", "TRACKING_DUPLICATE", "USED_BY_OTHER_LICENSE"),
+    ]
+    assert got[3][1:3] == ("invalid", "INVALID_EVENT") and answer["pending"] == []
+    assert answer["results"][1]["event_id"].startswith("api-") and answer["results"][2]["bound_to"] == "other-license"
+    # The same request again (an ERP retrying after a timeout): the same verdicts, marked as replays.
+    status, _, body = call(ports[0], "POST", "/shipments", TOKENS["L1"], body={"shipments": batch})
+    again = json.loads(body)["results"]
+    assert status == 200 and [(r["verdict"], r["reason"]) for r in again] == [(r[1], r[3]) for r in got]
+    assert [r["replay"] for r in again[:3]] == [True, True, True]
+    # Nothing waited for: 202 with the event ids to ask about (or resubmit) later.
+    one = {**ship, "event_id": f"sync-{fresh_s10()}", "order_id": "E", "tracking_no": fresh_s10()}
+    status, _, body = call(ports[0], "POST", "/shipments?wait=0", TOKENS["L1"], body=one)
+    assert status == 202 and json.loads(body) == {"results": [None], "pending": [one["event_id"]]}
+    assert guard.verdict(one["event_id"])["verdict"] == "accepted"  # decided all the same
+    status, _, body = call(ports[0], "POST", "/shipments", TOKENS["L1"], body={**one, "license_id": "L2"})
+    assert status == 403
+
+
 def test_openapi_document_lists_the_routes_served(cluster):
     _, ports = cluster
     status, _, body = call(ports[0], "GET", "/openapi.json", token=None)
@@ -241,6 +323,8 @@ def test_openapi_document_lists_the_routes_served(cluster):
         "/licenses/{license_id}/used",
         "/licenses/{license_id}/reconcile",
         "/stores/{store_id}/performance",
+        "/reuse",
+        "/shipments",
         "/commands/reserve",
         "/commands/release",
         "/commands/appeal",

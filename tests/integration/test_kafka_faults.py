@@ -65,9 +65,10 @@ def publish(guard: Guard, numbers: list[str], order: str, per_s: float | None = 
 
 
 def assert_first_order_wins_everywhere(guard: Guard, numbers: list[str], ids: list[str]) -> None:
-    assert guard.collector.wait_for(lambda c: all(e in c.by_event for e in ids), timeout=180), (
-        f"missing verdicts: {[e for e in ids if e not in guard.collector.by_event][:5]}"
-    )
+    if not guard.collector.wait_for(lambda c: all(e in c.by_event for e in ids), timeout=180):
+        missing = [e for e in ids if e not in guard.collector.by_event]
+        tail = guard.worker.log_text()[-6000:] if guard.worker else ""
+        raise AssertionError(f"{len(missing)} missing verdicts, e.g. {missing[:5]}; the worker's log ends:\n{tail}")
     winners = defaultdict(set)
     for v in guard.collector.verdicts:
         if v["verdict"] == "accepted" and v["reason"] == "FIRST_USE":  # a binding, or its replay (below)
