@@ -6,7 +6,7 @@ import orjson
 
 from streams import settings as settings_mod
 from streams.partitioning import murmur2, partition_for
-from streams.processor import GuardProcessor, InRecord
+from streams.processor import GuardProcessor, InRecord, OutRecord
 
 SETTINGS = settings_mod.load()
 T = SETTINGS.topics
@@ -299,3 +299,32 @@ def test_commands_are_decided_on_their_numbers_partition_and_see_the_batchs_earl
     store[(HOME, NUMBER)] = written
     again = GuardProcessor(SETTINGS).process([rec(command("c3"), NUMBER, topic=T.commands, partition=HOME)], store.read)
     assert orjson.loads(again.produce[0].value)["replay"] is True and again.state_writes == {}
+
+
+def test_a_batchs_verdicts_answer_the_synchronous_submitters_waiting_for_them():
+    """POST /shipments waits on the hot path: once a batch is on the broker, each waiter of an
+    event id in it gets that event's verdict (dead letters too); others keep waiting."""
+    import asyncio
+
+    from streams.hotpath import HotPath
+
+    async def run():
+        loop = asyncio.get_running_loop()
+        hot = object.__new__(HotPath)
+        hot.verdict_topics = frozenset(T.verdicts)
+        e1, e1_again, e3, other = (loop.create_future() for _ in range(4))
+        hot.verdict_waiters = {"e1": [e1, e1_again], "e3": [e3], "elsewhere": [other]}
+        bad = orjson.loads(event("e2"))
+        bad["shipped_at"] = "yesterday"
+        result = GuardProcessor(SETTINGS).process(
+            [rec(event("e1"), b"RR123456785CN"), rec(orjson.dumps(bad), b"RR123456785CN", offset=1)], Store().read
+        )
+        e2 = hot.verdict_waiters.setdefault("e2", [loop.create_future()])[0]
+        result.produce.append(OutRecord(T.commands, b"RR123456785CN", event("e3")))  # e3, but not a verdict
+        hot._answer_submitters(result)
+        assert e1.result()["verdict"] == "accepted" and e1_again.result() == e1.result()
+        assert e2.result()["verdict"] == "invalid"  # its dead letter
+        assert not e3.done() and not other.done()
+        assert set(hot.verdict_waiters) == {"e3", "elsewhere"}
+
+    asyncio.run(run())
