@@ -161,8 +161,8 @@ class TransactionalHotPath(HotPath):
                 try:
                     await loop.run_in_executor(None, self._abort)
                 except _Fenced as fenced:
-                    # The commit failed as abortable and the abort met the epoch the broker bumped
-                    # when it timed the transaction out (a zombie resumed mid-commit, measured).
+                    # The commit failed as abortable and the abort could not finish it: the epoch
+                    # was bumped (a zombie resumed mid-commit) or the error was fatal (see _abort).
                     await self._fenced(fenced)
                 refused = [e for e in self.delivery_errors if e[0].code() in RECORD_ERRORS]
                 if any(
@@ -297,12 +297,23 @@ class TransactionalHotPath(HotPath):
             raise FatalProducerError(self.failures[0])
 
     def _abort(self) -> None:
-        try:
-            self.producer.abort_transaction(self.ACK_TIMEOUT_S)
-        except KafkaException as exc:
-            if exc.args[0].code() in _FENCED:
-                raise _Fenced(exc.args[0].str()) from None
-            raise FatalProducerError(f"the transaction could not be aborted: {exc.args[0]}") from None
+        """Abort the open transaction, known not to have committed (its commit failed as abortable).
+        A producer that cannot abort it (fenced, or an error librdkafka made fatal) is replaced:
+        the new one's init_transactions aborts it. Measured on the 3-node cluster: a node SIGKILLed
+        mid-batch timed the batch's records out (abortable, "requires epoch bump") and the abort
+        then failed with a fatal INVALID_TXN_STATE; the worker used to stop there."""
+        deadline = time.monotonic() + self.ACK_TIMEOUT_S
+        while True:
+            try:
+                self.producer.abort_transaction(max(1.0, deadline - time.monotonic()))
+                return
+            except KafkaException as exc:
+                err = exc.args[0]
+                if err.code() in _FENCED or err.fatal():
+                    raise _Fenced(f"the abort failed: {err.name()}: {err.str()}") from None
+                if err.retriable() and time.monotonic() < deadline:
+                    continue
+                raise FatalProducerError(f"the transaction could not be aborted: {err}") from None
 
     def _on_failed_delivery(self, err: KafkaError | None, msg: Any) -> None:
         # Inside a transaction a failed record fails the transaction (it cannot commit): collected

@@ -123,7 +123,7 @@ def test_a_commit_stuck_inside_librdkafka_abandons_its_producer(tmp_path):
     assert calls == ["flush", "send_offsets"]  # never committed on the abandoned producer
 
 
-def test_an_abort_that_meets_a_bumped_epoch_is_fenced_not_fatal():
+def test_an_abort_that_meets_a_bumped_epoch_or_a_fatal_error_renews_the_producer():
     """Measured in the zombie test: resumed mid-commit, the commit fails as abortable and the abort
     then meets the epoch the broker bumped when it timed the transaction out. That is fencing (a new
     producer takes over), not a broker-wide failure that stops the worker."""
@@ -133,17 +133,26 @@ def test_an_abort_that_meets_a_bumped_epoch_is_fenced_not_fatal():
     from streams.transactions import TransactionalHotPath, _Fenced
 
     class Refusing:
-        def __init__(self, code):
-            self.code = code
+        def __init__(self, code, times=99, **flags):
+            self.code, self.flags, self.times, self.calls = code, flags, times, 0
 
         def abort_transaction(self, timeout):
-            raise KafkaException(KafkaError(self.code))
+            self.calls += 1
+            if self.calls <= self.times:
+                raise KafkaException(KafkaError(self.code, **self.flags))
 
     hot = object.__new__(TransactionalHotPath)
     hot.ACK_TIMEOUT_S = 1.0
     hot.producer = Refusing(KafkaError._FENCED)
     with pytest.raises(_Fenced):
         hot._abort()
+    # Measured after a broker kill: records timed out, then the abort failed fatally.
+    hot.producer = Refusing(KafkaError.INVALID_TXN_STATE, fatal=True)
+    with pytest.raises(_Fenced, match="INVALID_TXN_STATE"):
+        hot._abort()
+    hot.producer = Refusing(KafkaError._TIMED_OUT, times=2, retriable=True)  # retried within the deadline
+    hot._abort()
+    assert hot.producer.calls == 3
     hot.producer = Refusing(KafkaError._TRANSPORT)
     with pytest.raises(FatalProducerError):
         hot._abort()

@@ -65,10 +65,14 @@ def publish(guard: Guard, numbers: list[str], order: str, per_s: float | None = 
 
 
 def assert_first_order_wins_everywhere(guard: Guard, numbers: list[str], ids: list[str]) -> None:
-    if not guard.collector.wait_for(lambda c: all(e in c.by_event for e in ids), timeout=180):
+    # 300 s: one CI run (of many) had verdicts still missing 180 s after a broker kill, cause not
+    # yet known; the worker's log is printed if it happens again, and the time taken always.
+    started = time.monotonic()
+    if not guard.collector.wait_for(lambda c: all(e in c.by_event for e in ids), timeout=300):
         missing = [e for e in ids if e not in guard.collector.by_event]
         tail = guard.worker.log_text()[-6000:] if guard.worker else ""
         raise AssertionError(f"{len(missing)} missing verdicts, e.g. {missing[:5]}; the worker's log ends:\n{tail}")
+    print(f"every verdict out {time.monotonic() - started:.1f} s after the last submission")
     winners = defaultdict(set)
     for v in guard.collector.verdicts:
         if v["verdict"] == "accepted" and v["reason"] == "FIRST_USE":  # a binding, or its replay (below)
