@@ -87,14 +87,19 @@ SCENARIOS = [
     Scenario("tg1-store", "trackguard", "store", 1),
     Scenario("tg2-number", "trackguard", "number", 2),
     Scenario("tg2-store", "trackguard", "store", 2),
+    Scenario("tg4-number", "trackguard", "number", 4),  # scale-out (issue 19): with --partitions 8 / 32
+    Scenario("tg4-store", "trackguard", "store", 4),
 ]
 
 
 class Run:
     """One scenario repetition: its broker, its directories, and everything it started."""
 
-    def __init__(self, out: Path, scenario: Scenario, rep: int, events: list, end_ms: int) -> None:
+    def __init__(
+        self, out: Path, scenario: Scenario, rep: int, events: list, end_ms: int, partitions: int = PARTITIONS
+    ) -> None:
         self.scenario, self.rep, self.events, self.end_ms = scenario, rep, events, end_ms
+        self.partitions = partitions
         self.warmups = warmups(WARMUPS, end_ms)
         self.logs = out / "logs" / scenario.name / f"rep{rep}"
         self.work = out / "work" / f"{scenario.name}-rep{rep}"
@@ -105,7 +110,9 @@ class Run:
         self.timeout = 60 + len(events) / 500  # generous: ~10x the slowest rate seen, plus start-up
 
     def settings(self, broker: BenchBroker, **overrides):
-        return settings_mod.load(broker=broker.address, data_dir=self.work / "data", **overrides)
+        return settings_mod.load(
+            broker=broker.address, data_dir=self.work / "data", partitions=self.partitions, **overrides
+        )
 
 
 # --- the limit: no framework, no state ------------------------------------------------------------
@@ -114,7 +121,7 @@ class Run:
 def run_limit(run: Run, broker: BenchBroker) -> dict:
     """confluent-kafka consume -> orjson parse -> produce, in this process, with the worker's producer settings."""
     settings = run.settings(broker)
-    create_topics(broker.address, [INPUT, LIMIT_OUTPUT])
+    create_topics(broker.address, [INPUT, LIMIT_OUTPUT], partitions=run.partitions)
     publish_s = Feeder(settings).send(keyed(run.events, "number"))
     n = len(run.events)
     c = Consumer(
@@ -132,7 +139,7 @@ def run_limit(run: Run, broker: BenchBroker) -> dict:
         p.produce(LIMIT_OUTPUT, b"warm-up")
         p.flush(30)
         # assign, not subscribe: a group join is not part of the limit
-        c.assign([TopicPartition(INPUT, i, 0) for i in range(PARTITIONS)])
+        c.assign([TopicPartition(INPUT, i, 0) for i in range(run.partitions)])
         seen, t_first = 0, None
         deadline = time.monotonic() + run.timeout
         while seen < n and time.monotonic() < deadline:
@@ -248,7 +255,7 @@ def run_peer(run: Run, broker: BenchBroker) -> dict:
         from kstreams_peer import KStreamsPeer as peer_class  # noqa: N813 - builds with Maven on first use
 
         config = None
-    create_topics(broker.address, [INPUT, PEER_OUTPUT], config)
+    create_topics(broker.address, [INPUT, PEER_OUTPUT], config, partitions=run.partitions)
     reader = Reader(broker.address, [PEER_OUTPUT]).start()
     peer = peer_class(
         broker.address,
@@ -270,7 +277,12 @@ def run_trackguard(run: Run, broker: BenchBroker) -> dict:
     ensure_topics(settings)  # the worker's own topic set, 8 partitions each
     reader = Reader(broker.address, list(settings.topics.verdicts)).start()
     workers = [
-        WorkerProcess(broker.address, run.work / f"w{i}", run.logs / f"worker{i}.log")
+        WorkerProcess(
+            broker.address,
+            run.work / f"w{i}",
+            run.logs / f"worker{i}.log",
+            env={"TRACKGUARD_PARTITIONS": str(run.partitions)},
+        )
         for i in range(run.scenario.workers)
     ]
     try:
@@ -455,6 +467,7 @@ def main() -> int:
     ap.add_argument("--only", nargs="+", help="scenario names or prefixes: " + ", ".join(s.name for s in SCENARIOS))
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "out"))
     ap.add_argument("--keep-data", action="store_true", help="keep RocksDB/state directories of each run")
+    ap.add_argument("--partitions", type=int, default=PARTITIONS, help="partitions of every topic (scale-out runs)")
     args = ap.parse_args()
 
     out = Path(args.out).resolve()
@@ -474,7 +487,7 @@ def main() -> int:
     events = sample(args.events, base, end_ms)
     mix = Counter(e.cause for e in events)
     print(
-        f"{broker_version(args.broker)}: {len(events)} submissions (seed {SEED}), {PARTITIONS} partitions, {args.reps} rep(s); "
+        f"{broker_version(args.broker)}: {len(events)} submissions (seed {SEED}), {args.partitions} partitions, {args.reps} rep(s); "
         f"causes: {dict(mix.most_common())}",
         flush=True,
     )
@@ -484,7 +497,7 @@ def main() -> int:
     for sc in scenarios:
         runs = []
         for rep in range(1, args.reps + 1):
-            run = Run(out, sc, rep, events, end_ms)
+            run = Run(out, sc, rep, events, end_ms, args.partitions)
             broker = BenchBroker(args.broker, run.work, run.logs)
             try:
                 broker.start()
@@ -556,7 +569,7 @@ def main() -> int:
             "reps": args.reps,
             "seed": SEED,
             "end_ms": end_ms,
-            "partitions": PARTITIONS,
+            "partitions": args.partitions,
             "sample_causes": dict(mix.most_common()),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "versions": versions(args.broker),
