@@ -599,6 +599,7 @@ ROUTES: tuple[Route, ...] = (
         )
         for kind in KINDS
     ),
+    Route("get", "/metrics", "Prometheus metrics of the worker asked (text format)", {"200": "metrics"}, auth=False),
     Route("get", "/openapi.json", "This document", {"200": "OpenAPI 3.0"}, auth=False),
 )
 

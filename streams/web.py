@@ -32,6 +32,8 @@ from .core.reuse import reuse_entry
 from .core.rules import State
 from .erp_import import BadColumnMap, RowContext, load_column_map
 from .hotpath import HotPath
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from .metrics import Metrics
 from .partitioning import partition_for
 from .settings import Settings
 from .store import PartitionStore
@@ -174,8 +176,10 @@ def reconcile_partitions(
 
 def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, stores: Any, access: Access) -> None:
     backend = WorkerBackend(app, settings, hot, table, stores)
+    metrics = Metrics(hot, backend._active_partitions, settings.data_dir)
 
     def respond(view: faust.web.View, reply: Reply) -> Any:
+        metrics.http.labels(type(view).__name__, str(reply.status)).inc()
         content = reply.body.encode() if isinstance(reply.body, str) else orjson.dumps(reply.body)
         headers = {SERVED_BY: str(app.conf.canonical_url), **reply.headers}
         return view.bytes(content, status=reply.status, content_type=reply.content_type, headers=headers)
@@ -453,6 +457,11 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, store
                     self, api.problem(504, f"no result for command {command_id} within {COMMAND_TIMEOUT_S:.0f} s")
                 )
             return respond(self, Reply(200 if out["ok"] else 409, out))
+
+    @app.page("/metrics")
+    class MetricsPage(faust.web.View):
+        async def get(self, request: Any) -> Any:  # unauthenticated, as Prometheus scrapes: counts only
+            return self.bytes(metrics.exposition(), headers={"Content-Type": METRICS_CONTENT_TYPE})
 
     document = api.openapi()
 

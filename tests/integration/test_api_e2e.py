@@ -312,6 +312,36 @@ def test_synchronous_submit_answers_with_verdicts_and_is_idempotent(cluster):
     assert status == 403
 
 
+def test_metrics_parse_and_move_with_the_verdicts(cluster):
+    """GET /metrics on a real worker (no token, as Prometheus scrapes): the exposition parses, and
+    its counters follow a submission decided by that worker and the requests it answered."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    guard, ports = cluster
+
+    def scrape(port: int) -> dict:
+        status, headers, body = call(port, "GET", "/metrics", token=None)
+        assert status == 200 and headers["Content-Type"].startswith("text/plain")
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in text_string_to_metric_families(body.decode())
+            for s in f.samples
+        }
+
+    number = fresh_s10()
+    status, headers, _ = call(ports[0], "GET", f"/tracking/{number}")
+    owner = next(p for p in ports if headers["X-Trackguard-Served-By"].endswith(f":{p}"))
+    before = scrape(owner)
+    accepted = ("trackguard_decisions_total", (("kind", "accepted"),))
+    assert before[("trackguard_partitions_owned", ())] >= 1 and before[("trackguard_data_dir_bytes", ())] > 0
+    assert guard.verdict(guard.submit(tracking_no=number))["verdict"] == "accepted"
+    after = scrape(owner)
+    assert after[accepted] >= before.get(accepted, 0) + 1  # decided by the number's owner
+    assert after[("trackguard_batches_total", ())] > before.get(("trackguard_batches_total", ()), 0)
+    answered = ("trackguard_http_requests_total", (("route", "Tracking"), ("status", "200")))
+    assert after[answered] >= 1
+
+
 def test_openapi_document_lists_the_routes_served(cluster):
     _, ports = cluster
     status, _, body = call(ports[0], "GET", "/openapi.json", token=None)
@@ -325,6 +355,7 @@ def test_openapi_document_lists_the_routes_served(cluster):
         "/stores/{store_id}/performance",
         "/reuse",
         "/shipments",
+        "/metrics",
         "/commands/reserve",
         "/commands/release",
         "/commands/appeal",
