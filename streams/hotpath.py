@@ -44,7 +44,7 @@ import asyncio
 import logging
 import os
 import time
-from collections import deque
+from collections import Counter, deque
 from typing import Any
 
 import orjson
@@ -159,6 +159,7 @@ class HotPath:
         )
         self.admin = None if markers else AdminClient({"bootstrap.servers": settings.broker})
         self.totals: dict[str, int] = {}
+        self.reasons: Counter = Counter()  # (verdict, reason, carrier) -> verdicts (streams.metrics)
         # Where a batch's time goes (seconds): deciding (CPU) and waiting for the broker's acks.
         self.timing = {"batches": 0, "records": 0, "decide_s": 0.0, "flush_s": 0.0}
         self.command_waiters: dict[str, asyncio.Future] = {}  # command_id -> HTTP caller waiting
@@ -264,6 +265,7 @@ class HotPath:
         """A batch is on the broker: count it and answer the HTTP callers waiting for its command results."""
         for name, n in result.counts.items():
             self.totals[name] = self.totals.get(name, 0) + n
+        self.reasons.update(result.reasons)
         for out in result.command_results:  # results are on the broker now: answer HTTP callers
             waiter = self.command_waiters.pop(out.get("command_id") or "", None)
             if waiter is not None and not waiter.done():

@@ -1,8 +1,8 @@
 """Prometheus metrics of one worker, served at GET /metrics (prometheus-client's text format).
 
-Read at scrape time from what the worker already counts (`HotPath.totals`, `HotPath.timing`, the
-partitions it owns, the size of its data directory), so the hot path pays nothing for them; only
-HTTP requests are counted as they are answered. Each worker has its own registry: a test may build
+Read at scrape time from what the worker counts per batch anyway (`HotPath.totals`, `.reasons`,
+`.timing`), the partitions it owns and the size of its data directory, so the hot path pays next
+to nothing for them; only HTTP requests are counted as they are answered. Each worker has its own registry: a test may build
 several apps in one process.
 """
 
@@ -36,6 +36,14 @@ class WorkerCollector(Collector):
         for kind, n in sorted(self.hot.totals.items()):
             decisions.add_metric([kind], n)
         yield decisions
+        verdicts = CounterMetricFamily(
+            "trackguard_verdicts",
+            "verdicts this worker decided, by verdict, reason and carrier (carriers outside the book: other)",
+            labels=["verdict", "reason", "carrier"],
+        )
+        for (verdict, reason, carrier), n in sorted(self.hot.reasons.items()):
+            verdicts.add_metric([verdict, reason, carrier], n)
+        yield verdicts
         timing = self.hot.timing
         yield CounterMetricFamily("trackguard_batches", "hot-path batches decided", value=timing["batches"])
         yield CounterMetricFamily("trackguard_batch_records", "records in those batches", value=timing["records"])

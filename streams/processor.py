@@ -55,6 +55,9 @@ class BatchResult:
     # written to RocksDB and to the changelog topic.
     state_writes: dict[int, dict[bytes, bytes]] = field(default_factory=dict)
     counts: Counter = field(default_factory=Counter)
+    # (verdict, reason, carrier) -> verdicts, for /metrics; carriers outside the book are "other"
+    # (a typed code could otherwise make a label value per typo).
+    reasons: Counter = field(default_factory=Counter)
     command_results: list[dict] = field(default_factory=list)  # for HTTP callers awaiting them
 
 
@@ -112,6 +115,7 @@ class GuardProcessor:
             verdict = invalid_verdict(parsed, rec.value, rec.timestamp_ms, _source(rec), settings.limits)
             produce(OutRecord(self.topics.invalid, dead_letter_key(rec.key), orjson.dumps(verdict), source=rec))
             counts["invalid"] += 1
+            result.reasons[("invalid", verdict["reason"], "")] += 1
             return
         key = parsed.tracking_no.encode()
         partition = partition_for(key, self.partitions)
@@ -140,6 +144,9 @@ class GuardProcessor:
                 )
         produce(OutRecord(self.topics.for_verdict(verdict["verdict"]), key, encoded, source=rec))
         counts[verdict["verdict"]] += 1
+        result.reasons[
+            (verdict["verdict"], verdict["reason"], parsed.carrier_code if parsed.carrier_known else "other")
+        ] += 1
 
     def _internal_error(self, rec: InRecord, exc: Exception, result: BatchResult) -> None:
         result.counts["internal_error"] += 1
@@ -154,6 +161,7 @@ class GuardProcessor:
             )
             result.command_results.append(out)
             return
+        result.reasons[("invalid", "INTERNAL_ERROR", "")] += 1
         verdict = internal_error(exc, rec.value, rec.timestamp_ms, _source(rec), self.settings.limits)
         result.produce.append(
             OutRecord(self.topics.invalid, dead_letter_key(rec.key), orjson.dumps(verdict), source=rec)

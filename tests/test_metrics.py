@@ -21,6 +21,7 @@ def scrape(metrics: Metrics) -> dict[tuple[str, tuple], float]:
 def test_the_exposition_parses_and_follows_the_hot_paths_counters(tmp_path):
     hot = SimpleNamespace(
         totals={"accepted": 5, "duplicate": 2},
+        reasons={("accepted", "FIRST_USE", "CHINAPOST"): 5, ("duplicate", "USED_BY_OTHER_LICENSE", "YANWEN"): 2},
         timing={"batches": 3, "records": 7, "decide_s": 0.25, "flush_s": 1.5},
     )
     (tmp_path / "numbers-0.db").mkdir()
@@ -29,6 +30,8 @@ def test_the_exposition_parses_and_follows_the_hot_paths_counters(tmp_path):
     got = scrape(metrics)
     assert got[("trackguard_decisions_total", (("kind", "accepted"),))] == 5
     assert got[("trackguard_decisions_total", (("kind", "duplicate"),))] == 2
+    by = (("carrier", "YANWEN"), ("reason", "USED_BY_OTHER_LICENSE"), ("verdict", "duplicate"))
+    assert got[("trackguard_verdicts_total", by)] == 2
     assert got[("trackguard_batches_total", ())] == 3 and got[("trackguard_batch_records_total", ())] == 7
     assert got[("trackguard_ack_wait_seconds_total", ())] == 1.5
     assert got[("trackguard_partitions_owned", ())] == 3
@@ -45,7 +48,7 @@ def test_the_exposition_parses_and_follows_the_hot_paths_counters(tmp_path):
 
 
 def test_each_worker_has_its_own_registry(tmp_path):
-    hot = SimpleNamespace(totals={}, timing={"batches": 0, "records": 0, "decide_s": 0.0, "flush_s": 0.0})
+    hot = SimpleNamespace(totals={}, reasons={}, timing={"batches": 0, "records": 0, "decide_s": 0.0, "flush_s": 0.0})
     a, b = Metrics(hot, list, tmp_path), Metrics(hot, list, tmp_path)
     a.http.labels("Check", "400").inc()
     assert ("trackguard_http_requests_total", (("route", "Check"), ("status", "400"))) not in scrape(b)

@@ -328,3 +328,26 @@ def test_a_batchs_verdicts_answer_the_synchronous_submitters_waiting_for_them():
         assert set(hot.verdict_waiters) == {"e3", "elsewhere"}
 
     asyncio.run(run())
+
+
+def test_verdicts_are_counted_by_verdict_reason_and_carrier_for_metrics():
+    store = Store()
+    unknown = orjson.loads(event("e4", number="RR555555555CN"))
+    unknown["carrier_code"] = "MY-FORWARDER-7"
+    result = GuardProcessor(SETTINGS).process(
+        [
+            rec(event("e1"), b"RR123456785CN"),
+            rec(event("e2", license="L2"), b"RR123456785CN", offset=1),
+            rec(b"{not json", b"RR123456785CN", offset=2),
+            rec(
+                orjson.dumps(unknown), b"RR555555555CN", partition=partition_for(b"RR555555555CN", SETTINGS.partitions)
+            ),
+        ],
+        store.read,
+    )
+    assert dict(result.reasons) == {
+        ("accepted", "FIRST_USE", "CHINAPOST"): 1,
+        ("duplicate", "USED_BY_OTHER_LICENSE", "CHINAPOST"): 1,
+        ("invalid", "MALFORMED_JSON", ""): 1,
+        ("accepted", "FIRST_USE", "other"): 1,  # a carrier outside the book: one label value for all
+    }

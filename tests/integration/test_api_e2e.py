@@ -337,6 +337,11 @@ def test_metrics_parse_and_move_with_the_verdicts(cluster):
     assert guard.verdict(guard.submit(tracking_no=number))["verdict"] == "accepted"
     after = scrape(owner)
     assert after[accepted] >= before.get(accepted, 0) + 1  # decided by the number's owner
+    first_use = (
+        "trackguard_verdicts_total",
+        (("carrier", "CHINAPOST"), ("reason", "FIRST_USE"), ("verdict", "accepted")),
+    )
+    assert after[first_use] >= before.get(first_use, 0) + 1
     assert after[("trackguard_batches_total", ())] > before.get(("trackguard_batches_total", ()), 0)
     answered = ("trackguard_http_requests_total", (("route", "Tracking"), ("status", "200")))
     assert after[answered] >= 1
