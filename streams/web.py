@@ -79,16 +79,16 @@ class WorkerBackend:
 
     def local_used(self, license_id: str, after: str, limit: int) -> list[dict[str, Any]]:
         """Rows of the partitions this worker owns (the used list fans out to every worker)."""
-        return used_rows(self.store, self._active_partitions(), license_id, after, limit)
+        return used_rows(self.store, self.active_partitions(), license_id, after, limit)
 
-    def _active_partitions(self) -> list[int]:
+    def active_partitions(self) -> list[int]:
         changelog = self.store.changelog_topic
         return sorted({tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == changelog})
 
     def local_reconcile(self, license_id: str, rows: list[ErpRow], month: str | None) -> tuple[list[int], Report]:
         """The rows of this worker's active partitions against their part of the licence's index,
         with the partitions it answered for."""
-        mine = self._active_partitions()
+        mine = self.active_partitions()
         report = reconcile_partitions(
             self.store,
             mine,
@@ -103,7 +103,7 @@ class WorkerBackend:
 
     def local_reuse(self) -> tuple[list[int], list[dict[str, Any]]]:
         """The reused numbers of this worker's active partitions, with the partitions it answered for."""
-        mine = self._active_partitions()
+        mine = self.active_partitions()
         return mine, reused_rows(self.store, mine, self.performance.timezone)
 
     def other_workers(self) -> list[URL]:
@@ -176,7 +176,7 @@ def reconcile_partitions(
 
 def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, stores: Any, access: Access) -> None:
     backend = WorkerBackend(app, settings, hot, table, stores)
-    metrics = Metrics(hot, backend._active_partitions, settings.data_dir)
+    metrics = Metrics(hot, backend.active_partitions, settings.data_dir)
 
     def respond(view: faust.web.View, reply: Reply) -> Any:
         metrics.http.labels(type(view).__name__, str(reply.status)).inc()
@@ -209,6 +209,24 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, store
                 status=502,
                 content_type="application/json",
             )
+
+    async def ask_worker(
+        request: Any, url: URL, what: str, *, query: dict, data: bytes | None, timeout: float, ok: tuple = (200,)
+    ) -> Any | None:
+        """This request's path on another worker, routed (answered there, for its partitions):
+        its JSON answer, or None (logged) when it did not answer or answered otherwise."""
+        target = url.with_path(request.path).with_query(query)
+        headers = {"Authorization": request.headers.get("Authorization", ""), ROUTED: "1"}
+        try:
+            async with app.http_client.request(
+                request.method, target, data=data, headers=headers, timeout=ClientTimeout(total=timeout)
+            ) as resp:
+                if resp.status in ok:
+                    return orjson.loads(await resp.read())
+                log.warning("%s: worker %s answered %s", what, url, resp.status)
+        except (TimeoutError, ClientError) as exc:
+            log.warning("%s: worker %s did not answer: %r", what, url, exc)
+        return None
 
     async def answer(view: faust.web.View, request: Any, result: Reply | Forward) -> Any:
         return await forward(request, result) if isinstance(result, Forward) else respond(view, result)
@@ -320,18 +338,11 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, store
             )  # every worker gets every row, answers for its partitions
 
             async def ask(url: URL) -> None:
-                target = url.with_path(request.path).with_query({"month": q.month or "", "format": "json"})
-                headers = {"Authorization": request.headers.get("Authorization", ""), ROUTED: "1"}
-                try:
-                    async with app.http_client.post(
-                        target, data=share, headers=headers, timeout=ClientTimeout(total=RECONCILE_TIMEOUT_S)
-                    ) as resp:
-                        if resp.status == 200:
-                            body = orjson.loads(await resp.read())
-                            covered.update(body["partitions"])
-                            reports.append(Report(body["findings"], Counter(body["counts"])))
-                except (TimeoutError, ClientError) as exc:
-                    log.warning("reconcile: worker %s did not answer: %r", url, exc)
+                query = {"month": q.month or "", "format": "json"}
+                body = await ask_worker(request, url, "reconcile", query=query, data=share, timeout=RECONCILE_TIMEOUT_S)
+                if body is not None:
+                    covered.update(body["partitions"])
+                    reports.append(Report(body["findings"], Counter(body["counts"])))
 
             await asyncio.gather(*(ask(url) for url in backend.other_workers()))
             merged = merge([*reports, Report(invalid, Counter(erp_invalid=len(invalid)))])
@@ -351,18 +362,10 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, store
             covered = set(partitions)
 
             async def ask(url: URL) -> None:
-                target = url.with_path(request.path)
-                headers = {"Authorization": request.headers.get("Authorization", ""), ROUTED: "1"}
-                try:
-                    async with app.http_client.get(
-                        target, headers=headers, timeout=ClientTimeout(total=RECONCILE_TIMEOUT_S)
-                    ) as resp:
-                        if resp.status == 200:
-                            body = orjson.loads(await resp.read())
-                            covered.update(body["partitions"])
-                            rows.extend(body["items"])
-                except (TimeoutError, ClientError) as exc:
-                    log.warning("reuse report: worker %s did not answer: %r", url, exc)
+                body = await ask_worker(request, url, "reuse report", query={}, data=None, timeout=RECONCILE_TIMEOUT_S)
+                if body is not None:
+                    covered.update(body["partitions"])
+                    rows.extend(body["items"])
 
             await asyncio.gather(*(ask(url) for url in backend.other_workers()))
             missing = sorted(set(range(settings.partitions)) - covered)
@@ -397,22 +400,18 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, store
                 hot.client_producer.produce(settings.topics.submitted, out.value, out.key, partition=partition)
             hot.client_producer.poll(0)
 
-            async def ask(url: URL, indexes: list[int]) -> None:
-                target = url.with_path(request.path).with_query({"wait": plan.wait_s})
-                headers = {"Authorization": request.headers.get("Authorization", ""), ROUTED: "1"}
-                try:
-                    async with app.http_client.post(
-                        target,
-                        data=plan.forward_body(indexes),
-                        headers=headers,
-                        timeout=ClientTimeout(total=plan.wait_s + 10),
-                    ) as resp:
-                        if resp.status in (200, 202):
-                            plan.merge(indexes, orjson.loads(await resp.read()))
-                        else:
-                            log.warning("shipments: worker %s answered %s", url, resp.status)
-                except (TimeoutError, ClientError) as exc:  # theirs stay pending: a retry is a replay
-                    log.warning("shipments: worker %s did not answer: %r", url, exc)
+            async def ask(url: URL, indexes: list[int]) -> None:  # theirs stay pending if unanswered
+                body = await ask_worker(
+                    request,
+                    url,
+                    "shipments",
+                    query={"wait": plan.wait_s},
+                    data=plan.forward_body(indexes),
+                    timeout=plan.wait_s + 10,
+                    ok=(200, 202),
+                )
+                if body is not None:
+                    plan.merge(indexes, body)
 
             futures = [w for _, _, w in waiting]
             await asyncio.gather(
