@@ -14,6 +14,8 @@ import hashlib
 import hmac
 import io
 import uuid
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -488,6 +490,42 @@ def command(backend: Backend, caller: Caller, kind: str, body: Any, routed: bool
     return CommandRequest(key, body)
 
 
+def whoami(caller: Caller) -> Reply:
+    """GET /whoami: whose token this is (the console signs in with it)."""
+    return Reply(200, {"license_id": caller.license_id, "admin": caller.admin})
+
+
+def live_counts(reasons: Mapping[tuple[str, str, str], int]) -> dict[str, dict[str, int]]:
+    """One worker's verdicts so far, by verdict and by reason (from `HotPath.reasons`, which is
+    keyed by verdict, reason and carrier)."""
+    verdicts: Counter[str] = Counter()
+    by_reason: Counter[str] = Counter()
+    for (verdict, reason, _carrier), n in reasons.items():
+        verdicts[verdict] += n
+        by_reason[reason] += n
+    return {"verdicts": dict(verdicts), "reasons": dict(by_reason)}
+
+
+def live_reply(shares: list[dict[str, dict[str, int]]], asked: int, at_ms: int) -> Reply:
+    """GET /live: every worker's counts summed (the console turns two readings into rates);
+    `workers` says how many of the `asked` answered, so a rate that drops with a worker is seen as such."""
+    verdicts: Counter[str] = Counter()
+    by_reason: Counter[str] = Counter()
+    for share in shares:
+        verdicts.update(share["verdicts"])
+        by_reason.update(share["reasons"])
+    return Reply(
+        200,
+        {
+            "at_ms": at_ms,
+            "workers": len(shares),
+            "workers_asked": asked,
+            "verdicts": dict(sorted(verdicts.items())),
+            "reasons": dict(sorted(by_reason.items())),
+        },
+    )
+
+
 # --- the routes, declared once: wired by streams/web.py, documented by openapi() ----------------
 
 _AUTH = {"401": "missing or unknown token", "400": "bad request, with a message"}
@@ -598,6 +636,21 @@ ROUTES: tuple[Route, ...] = (
             body=True,
         )
         for kind in KINDS
+    ),
+    Route("get", "/whoami", "The caller: its licence, or the admin", {"200": "license_id and admin", **_AUTH}),
+    Route(
+        "get",
+        "/live",
+        "Verdicts so far by verdict and reason, summed over every worker (the console's live view)",
+        {"200": "counts, with the workers that answered", **_AUTH},
+    ),
+    Route("get", "/", "The web console (HTML)", {"200": "the console"}, auth=False),
+    Route(
+        "get",
+        "/console/{name}",
+        "The console's scripts, styles and zh/en catalogues",
+        {"200": "the file", "404": "no such file"},
+        auth=False,
     ),
     Route("get", "/metrics", "Prometheus metrics of the worker asked (text format)", {"200": "metrics"}, auth=False),
     Route("get", "/openapi.json", "This document", {"200": "OpenAPI 3.0"}, auth=False),

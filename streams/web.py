@@ -22,7 +22,7 @@ import orjson
 from aiohttp import ClientError, ClientTimeout
 from yarl import URL
 
-from . import api
+from . import api, console
 from .api import Access, Caller, Forward, Reply
 from .core import state as state_codec
 from .core.performance import StoreState
@@ -456,6 +456,45 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, store
                     self, api.problem(504, f"no result for command {command_id} within {COMMAND_TIMEOUT_S:.0f} s")
                 )
             return respond(self, Reply(200 if out["ok"] else 409, out))
+
+    @app.page("/whoami")
+    class WhoAmI(faust.web.View):
+        @authorized
+        async def get(self, request: Any, caller: Caller) -> Any:
+            return respond(self, api.whoami(caller))
+
+    @app.page("/live")
+    class Live(faust.web.View):
+        @authorized
+        async def get(self, request: Any, caller: Caller) -> Any:
+            local = api.live_counts(hot.reasons)
+            if routed(request):
+                return respond(self, Reply(200, local))
+            others = backend.other_workers()
+            answers = await asyncio.gather(
+                *(ask_worker(request, url, "live counts", query={}, data=None, timeout=2.0) for url in others)
+            )
+            shares = [local, *(a for a in answers if a is not None)]
+            return respond(self, api.live_reply(shares, 1 + len(others), backend.now_ms()))
+
+    @app.page("/")
+    class ConsoleIndex(faust.web.View):
+        async def get(self, request: Any) -> Any:
+            return serve_console(self, "index.html")
+
+    @app.page("/console/{name}")
+    class ConsoleFile(faust.web.View):
+        async def get(self, request: Any, name: str) -> Any:
+            return serve_console(self, name)
+
+    def serve_console(view: faust.web.View, name: str) -> Any:
+        found = console.asset(name)
+        if found is None:
+            return respond(view, api.problem(404, f"no console file {name!r}"))
+        content, content_type = found
+        metrics.http.labels(type(view).__name__, "200").inc()
+        # in the header, not content_type=: aiohttp refuses a charset there
+        return view.bytes(content, headers={"Content-Type": content_type, "Cache-Control": "no-cache"})
 
     @app.page("/metrics")
     class MetricsPage(faust.web.View):
