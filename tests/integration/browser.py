@@ -94,6 +94,9 @@ class Browser:
     def attribute(self, element_id: str, name: str) -> str | None:
         return self.driver.find_element(By.ID, element_id).get_attribute(name)
 
+    def displayed(self, element_id: str) -> bool:
+        return self.driver.find_element(By.ID, element_id).is_displayed()
+
     def rows(self, css: str) -> list[list[str]]:
         return [
             [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
@@ -104,6 +107,14 @@ class Browser:
         path = self.shots / f"{name}.png"
         self.driver.save_screenshot(str(path))
         return path
+
+    def shot_both(self, name: str) -> None:
+        """The page as it is, in English and in Chinese (the last answer is drawn again), then
+        back to English."""
+        self.shot(f"{name}-en")
+        self.click("lang-zh")
+        self.shot(f"{name}-zh")
+        self.click("lang-en")
 
     # --- gestures ---
 

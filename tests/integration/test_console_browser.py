@@ -152,7 +152,7 @@ def test_check_before_pushing(site, browser):
     rows = browser.rows("#check-result tbody tr")
     assert [r[:2] for r in rows] == [[bound, "bound"], [free, "available"], ["not a number!", "invalid"]]
     assert "Push it." in rows[1][2]
-    browser.shot("check-en")
+    browser.shot_both("check")
 
 
 def test_reserve_release_and_appeal_from_the_forms(site, browser, tmp_path):
@@ -162,6 +162,7 @@ def test_reserve_release_and_appeal_from_the_forms(site, browser, tmp_path):
     browser.sign_in(TOKENS["L1"])
     browser.tab("commands")
     browser.select("cmd-kind", "reserve")
+    assert browser.displayed("cmd-store") and not browser.displayed("cmd-evidence")  # the form of that command
     for field, value in (("cmd-no", number), ("cmd-store", "S1"), ("cmd-order", "O9"), ("cmd-carrier", "CHINAPOST")):
         browser.type(field, value)
     browser.click("cmd-btn")
@@ -172,7 +173,7 @@ def test_reserve_release_and_appeal_from_the_forms(site, browser, tmp_path):
     browser.click("cmd-btn")  # the same number for another order: refused, with the reason explained
     browser.wait(lambda: "Refused" in browser.text("cmd-result"), "a second reservation was not refused")
     assert "ALREADY_RESERVED" in browser.text("cmd-result") and "live reservation" in browser.text("cmd-result")
-    browser.shot("commands-en")
+    browser.shot_both("commands")
     assert browser.look_up(number) == "RESERVED"  # by our own order: its details are ours to see
     assert "O9" in browser.text("lookup-reservation") and "O10" not in browser.text("lookup-reservation")
 
@@ -209,7 +210,7 @@ def test_used_list_performance_and_reconciliation(site, browser, tmp_path):
     browser.tab("used")
     browser.click("used-btn")
     browser.wait(lambda: browser.present("#used-result tbody tr"), "no used list")
-    browser.shot("used-en")
+    browser.shot_both("used")
 
     browser.tab("performance")
     browser.type("perf-store", store)
@@ -222,7 +223,7 @@ def test_used_list_performance_and_reconciliation(site, browser, tmp_path):
     browser.wait(penalised, "the store's three failures were not shown", timeout=30)
     month = browser.rows("#perf-result tbody tr")[0]
     assert month[2].startswith("0.5") and "penalty of 0.5" in month[2], month
-    browser.shot("performance-en")
+    browser.shot_both("performance")
 
     # The ERP export: one number accepted (matched), one never pushed (erp_not_accepted). GB18030,
     # Chinese headers, local times: as a Chinese ERP writes it.
@@ -239,7 +240,7 @@ def test_used_list_performance_and_reconciliation(site, browser, tmp_path):
     counts = {r[0]: r[1] for r in browser.rows("#rec-result table:first-of-type tbody tr")}
     assert counts["erp_not_accepted"] == "1" and counts["matched"] == "1", counts
     assert numbers[3] in browser.text("rec-result")
-    browser.shot("reconcile-en")
+    browser.shot_both("reconcile")
 
 
 def test_the_live_view_moves_as_verdicts_are_decided(site, browser):
@@ -262,4 +263,4 @@ def test_the_live_view_moves_as_verdicts_are_decided(site, browser):
     ) as resp:
         live = json.loads(resp.read())
     assert live["workers"] == 2 and sum(live["verdicts"].values()) >= before + 30
-    browser.shot("live-en")
+    browser.shot_both("live")
