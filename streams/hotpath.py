@@ -33,8 +33,9 @@ Internals used, checked by tests/test_hotpath_pins.py against the pinned faust-s
 `flow_active`; `AIOKafkaConsumerThread._create_worker_consumer` (wrapped to lower aiokafka's
 `_fetch_max_wait_ms`); `Recovery` bookkeeping for the batched changelog restore (`active_tps`,
 `standby_tps`, `active_offsets`, `standby_offsets`, `need_recovery`, `flush_buffers`,
-`_set_recovery_ended`, `signal_recovery_end`, `standby_remaining_total`). RocksDB itself only
-through `streams.store.PartitionStore`.
+`_set_recovery_ended`, `signal_recovery_end`, `standby_remaining_total`); aiokafka's partition
+state (`_position`, `highwater`, `lso`) for the consumer lag `HotPath.lags` reports. RocksDB itself
+only through `streams.store.PartitionStore`.
 The changelog value format is the table's raw bytes, which `Store.apply_changelog_batch` restores.
 """
 
@@ -45,6 +46,7 @@ import logging
 import os
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -110,8 +112,8 @@ class Pending:
     """A batch decided (and, at least once, written to RocksDB and handed to the producer), not yet
     acknowledged. Exactly once, the consumer loop adds the offsets to commit and its group identity."""
 
-    def __init__(self, result: BatchResult, started: float) -> None:
-        self.result, self.started = result, started
+    def __init__(self, result: BatchResult, records: int, decide_s: float, started: float) -> None:
+        self.result, self.records, self.decide_s, self.started = result, records, decide_s, started
         self.source_offsets: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset to read
         self.group = b""  # serialized consumer-group metadata (streams.transactions.group_metadata)
 
@@ -162,6 +164,11 @@ class HotPath:
         self.reasons: Counter = Counter()  # (verdict, reason, carrier) -> verdicts (streams.metrics)
         # Where a batch's time goes (seconds): deciding (CPU) and waiting for the broker's acks.
         self.timing = {"batches": 0, "records": 0, "decide_s": 0.0, "flush_s": 0.0}
+        # Called once per acknowledged batch with (records, seconds deciding, seconds waiting for
+        # the acks): streams.metrics' histograms, kept out of this module.
+        self.batch_observers: list[Callable[[int, float, float], None]] = []
+        self.restored: Counter = Counter()  # "active"/"standby" -> changelog records `_restore` applied
+        self.app: Any = None  # the Faust app `install()` put this hot path in (read by streams.metrics)
         self.command_waiters: dict[str, asyncio.Future] = {}  # command_id -> HTTP caller waiting
         self.verdict_waiters: dict[str, list[asyncio.Future]] = {}  # event_id -> POST /shipments callers
         self.verdict_topics = frozenset(settings.topics.verdicts)
@@ -211,11 +218,12 @@ class HotPath:
     def _decided(self, records: list[InRecord], result: BatchResult, t0: float) -> Pending:
         """A batch's decisions are made: count its failures and its time, and hand it on."""
         self._count_failures(result.counts.get("internal_error", 0))
+        decide_s = time.perf_counter() - t0
         timing = self.timing
         timing["batches"] += 1
         timing["records"] += len(records)
-        timing["decide_s"] += time.perf_counter() - t0
-        return Pending(result, time.perf_counter())
+        timing["decide_s"] += decide_s
+        return Pending(result, len(records), decide_s, time.perf_counter())
 
     async def finish(self, pending: Pending) -> BatchResult:
         result = pending.result
@@ -272,7 +280,18 @@ class HotPath:
                 waiter.set_result(out)
         if self.verdict_waiters:  # read back only while a synchronous submit waits
             self._answer_submitters(result)
-        self.timing["flush_s"] += time.perf_counter() - pending.started
+        ack_s = time.perf_counter() - pending.started
+        self.timing["flush_s"] += ack_s
+        for observe in self.batch_observers:
+            observe(pending.records, pending.decide_s, ack_s)
+
+    def lags(self) -> dict[tuple[str, int], int]:
+        """Per hot partition this worker consumes, (topic, partition) -> records on the broker not
+        yet handed to the hot path: the end offset the last fetch reported (exactly once: the last
+        stable offset) minus the consumer's position, which is past transaction markers too.
+        Partitions no fetch has reported on yet, or not yet sought after an assignment, are left
+        out. A record handed over is decided in the same step of the drain loop."""
+        return _lags(self.app.consumer) if self.app is not None else {}
 
     def _answer_submitters(self, result: BatchResult) -> None:
         waiters, topics = self.verdict_waiters, self.verdict_topics
@@ -409,6 +428,7 @@ def install(app: Any, hot: HotPath, hot_topics: set[str]) -> None:
             f"streams.hotpath was written for faust-streaming {FAUST_VERSIONS}, "
             f"found {faust.__version__}: re-check its internals (tests/test_hotpath_pins.py)"
         )
+    hot.app = app
     transport = app.transport
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread as base_thread
 
@@ -574,9 +594,9 @@ def _restore(self: Any, tp: Any, recs: list) -> bool:
     """
     recovery = self.app.tables.recovery
     if tp in recovery.active_tps:
-        offsets = recovery.active_offsets
+        offsets, role = recovery.active_offsets, "active"
     elif tp in recovery.standby_tps:
-        offsets = recovery.standby_offsets
+        offsets, role = recovery.standby_offsets, "standby"
     else:
         return False
     seen = offsets.get(tp)
@@ -586,6 +606,7 @@ def _restore(self: Any, tp: Any, recs: list) -> bool:
         store.apply_changelog(tp.partition, ((r.key, r.value) for r in fresh))
         store.set_persisted_offset(tp.partition, fresh[-1].offset)
         offsets[tp] = fresh[-1].offset
+        self.hot.restored[role] += len(fresh)
     _maybe_end_recovery(recovery)
     return True
 
@@ -598,10 +619,7 @@ def _past_commit_markers(self: Any) -> None:
     recovery = self.app.tables.recovery
     if not recovery.in_recovery and recovery.tables.standbys_ready:
         return
-    consumer = getattr(self._thread, "_consumer", None)
-    assignment = (
-        consumer._subscription.subscription.assignment if consumer and consumer._subscription.subscription else None
-    )
+    assignment = _fetch_assignment(self)
     if assignment is None:
         return
     for tps, offsets, highwaters in (
@@ -616,6 +634,36 @@ def _past_commit_markers(self: Any) -> None:
             if state is not None and state.has_valid_position and state.position > highwater:
                 offsets[tp] = highwater
     _maybe_end_recovery(recovery)
+
+
+def _fetch_assignment(self: Any) -> Any:
+    """aiokafka's assignment (fetch position, high watermark, LSO per partition), or None."""
+    consumer = getattr(self._thread, "_consumer", None)
+    subscription = consumer._subscription.subscription if consumer is not None else None
+    return subscription.assignment if subscription is not None else None
+
+
+def _lags(self: Any) -> dict[tuple[str, int], int]:
+    """See `HotPath.lags`. Runs on the event loop while the consumer's thread fetches: plain reads
+    of the state each fetch replaces, no call into aiokafka."""
+    assignment = _fetch_assignment(self)
+    if assignment is None:
+        return {}
+    transactional = self.hot.transactional
+    lags = {}
+    for tp in _hot_next(self):  # the hot partitions sought in this assignment
+        state = assignment.state_value(tp)
+        if state is None:
+            continue
+        # `_position`, read once: the `position` property asserts, and a seek may clear it meanwhile.
+        position, end, stable = state._position, state.highwater, state.lso
+        if transactional and stable is not None and stable >= 0:
+            end = stable  # read_committed fetches stop there
+        if position is None or end is None or end < 0:
+            continue
+        # Tansu's watermark can trail the log's end (see `HotPath.finish`): never a negative lag.
+        lags[(tp.topic, tp.partition)] = max(end - position, 0)
+    return lags
 
 
 def _maybe_end_recovery(recovery: Any) -> None:

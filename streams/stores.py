@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -36,6 +37,8 @@ def wire(app: faust.App, settings: Settings) -> Any:
     failed = app.topic(settings.topics.duplicate, settings.topics.frozen, key_type=bytes, value_type=bytes)
     by_store = app.topic(settings.stores_topic, key_type=bytes, value_type=bytes, partitions=settings.partitions)
     alerts = app.topic(settings.topics.alerts, key_type=bytes, value_type=bytes, partitions=settings.partitions)
+    alerts_published: Counter[str] = Counter()  # alert kind -> alerts this worker published (streams.metrics)
+    app.trackguard_alerts_published = alerts_published  # type: ignore[attr-defined]
 
     @app.agent(failed, name="failures-by-store")
     async def rekey(stream: faust.StreamT) -> None:
@@ -75,6 +78,7 @@ def wire(app: faust.App, settings: Settings) -> Any:
             for alert in published:
                 sent = await alerts.send(key=key, value=orjson.dumps(alert), partition=event.message.partition)
                 await sent  # acknowledged before the state that says it was sent
+                alerts_published[alert["kind"]] += 1
                 log.info("store alert %s (%d failures)", alert["alert_id"], alert["count"])
             if new is not state:
                 stores[key] = orjson.dumps(new)

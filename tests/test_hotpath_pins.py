@@ -109,3 +109,12 @@ def test_rebalance_hooks_the_hot_path_wraps():
 
     assert "consumer.seek(tp, offset)" in inspect.getsource(AIOKafkaConsumerThread._seek_wait)
     assert "call_thread(self._seek_wait" in inspect.getsource(AIOKafkaConsumerThread.seek_wait)
+
+
+def test_fetch_state_the_consumer_lag_reads():
+    """HotPath.lags (GET /metrics) reads aiokafka's partition state from the event loop."""
+    from aiokafka.consumer.subscription_state import TopicPartitionState
+
+    init = inspect.getsource(TopicPartitionState.__init__)
+    for attr in ("highwater", "lso", "_position"):
+        assert f"self.{attr} = None" in init, attr
