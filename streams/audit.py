@@ -16,7 +16,9 @@ from __future__ import annotations
 import base64
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
@@ -29,6 +31,7 @@ from .settings import Settings
 
 COMPARED = ("verdict", "code", "reason", "replay", "seq")
 COMPARED_COMMAND = ("ok", "error", "replay", "seq")
+PROGRESS_EVERY = 500  # records read between two progress callbacks
 
 
 @dataclass
@@ -40,7 +43,12 @@ class AuditReport:
     def ok(self) -> bool:
         return not self.violations
 
+    def as_dict(self) -> dict[str, Any]:
+        """What `trackguard audit --json` prints, and what streams/render.py shows people."""
+        return {"ok": self.ok, "counts": dict(sorted(self.counts.items())), "violations": self.violations}
+
     def render(self, limit: int = 50) -> str:
+        """Plain text, for a failed test's message."""
         lines = [f"{k}: {v:,}" for k, v in sorted(self.counts.items())]
         lines.append(f"violations: {len(self.violations)}")
         lines += [f"  - {v}" for v in self.violations[:limit]]
@@ -49,8 +57,16 @@ class AuditReport:
         return "\n".join(lines)
 
 
-def _read(settings: Settings, topics: list[str], idle_s: float, max_s: float) -> list:
-    return [m for m in read_topics(settings, topics, until_idle_s=idle_s, max_s=max_s) if not m.error()]
+def _read(
+    settings: Settings, topics: list[str], idle_s: float, max_s: float, on_record: Callable[[], None] | None = None
+) -> list:
+    records = []
+    for m in read_topics(settings, topics, until_idle_s=idle_s, max_s=max_s):
+        if not m.error():
+            records.append(m)
+            if on_record is not None:
+                on_record()
+    return records
 
 
 def audit(
@@ -60,14 +76,26 @@ def audit(
     max_s: float = 600.0,
     exactly_once: bool = False,
     alerts_wait_s: float = 30.0,
+    on_records: Callable[[int], None] | None = None,
 ) -> AuditReport:
     """With `exactly_once`, every submission must have exactly as many answers as it was sent
-    (a verdict, or a dead letter, each once), not at least as many: for runs without a crash."""
+    (a verdict, or a dead letter, each once), not at least as many: for runs without a crash.
+    `on_records` hears how many records were read so far (a progress bar)."""
     report = AuditReport()
     t = settings.topics
-    submissions = _read(settings, [t.submitted], idle_s, max_s)
-    commands = _read(settings, [t.commands], idle_s, max_s)
-    outputs = _read(settings, [*t.verdicts, t.command_results], idle_s, max_s)
+    read = 0
+
+    def counted() -> None:
+        nonlocal read
+        read += 1
+        if on_records is not None and read % PROGRESS_EVERY == 0:
+            on_records(read)
+
+    submissions = _read(settings, [t.submitted], idle_s, max_s, counted)
+    commands = _read(settings, [t.commands], idle_s, max_s, counted)
+    outputs = _read(settings, [*t.verdicts, t.command_results], idle_s, max_s, counted)
+    if on_records is not None:
+        on_records(read)
     report.counts.update(submissions=len(submissions), commands=len(commands), verdicts_and_results=len(outputs))
 
     # Inputs, parsed exactly as the worker parses them (same config, same Kafka timestamps).

@@ -6,11 +6,10 @@ worker decides them in place with no re-keying hop.
 
 from __future__ import annotations
 
-import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -94,13 +93,15 @@ def read_events(
     columns: ColumnMap | None = None,
     context: RowContext | None = None,
     encoding: str | None = None,
+    on_rows: Callable[[int], None] | None = None,
 ) -> ImportResult:
     """Every row of a CSV / .xlsx ERP export or a JSON Lines file, checked before anything is sent.
 
     By extension: .csv/.tsv/.txt (a header row; UTF-8, else GB18030, or `encoding`), .xlsx/.xlsm
     (the first worksheet), anything else JSON Lines (UTF-8, or `encoding`), sent as written.
     File-wide problems raise BadImportFile naming the file (and line); a row's own problem is one
-    of the result's `errors`.
+    of the result's `errors`. `on_rows` hears how many CSV / .xlsx rows were read so far (a
+    progress bar), every PROGRESS_EVERY rows and at the end.
     """
     kind = IMPORT_SUFFIXES.get(path.suffix.lower())
     if path.suffix.lower() == ".xls":
@@ -110,10 +111,10 @@ def read_events(
     context = context or RowContext(ZoneInfo("Asia/Shanghai"))
     try:
         if kind == "xlsx":
-            return read_rows(xlsx_rows(data), columns, context)
+            return read_rows(_counted(xlsx_rows(data), on_rows), columns, context)
         if kind == "csv":
             text, used = decode_text(data, encoding)
-            result = read_rows(csv_rows(text), columns, context)
+            result = read_rows(_counted(csv_rows(text), on_rows), columns, context)
             result.encoding = used
             return result
         try:
@@ -126,34 +127,45 @@ def read_events(
         raise exc.at(path) from None
 
 
-def publish_events(settings: Settings, events: list[dict], out: IO = sys.stderr) -> int:
+PROGRESS_EVERY = 500  # rows read or records sent between two progress callbacks
+
+
+def _counted(
+    rows: Iterable[tuple[int, Sequence[Any]]], on_rows: Callable[[int], None] | None
+) -> Iterator[tuple[int, Sequence[Any]]]:
+    if on_rows is None:
+        yield from rows
+        return
+    count = 0
+    for count, row in enumerate(rows, 1):
+        if count % PROGRESS_EVERY == 0:
+            on_rows(count)
+        yield row
+    on_rows(count)
+
+
+def publish_events(settings: Settings, events: list[dict], on_sent: Callable[[int], None] | None = None) -> int:
+    """Publish and wait for the broker to take every one; `on_sent` hears how many were sent so far."""
     pub = Publisher(settings)
     total = len(events)
     for i, event in enumerate(events, 1):
         pub.send(event)
-        if i % 500 == 0 or i == total:
-            _progress(out, i, total)
+        if on_sent is not None and (i % PROGRESS_EVERY == 0 or i == total):
+            on_sent(i)
     pub.flush()
-    out.write("\n")
     return total
-
-
-def _progress(out: IO, done: int, total: int, width: int = 30) -> None:
-    filled = width * done // max(total, 1)
-    out.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-    out.flush()
 
 
 def tail(
     settings: Settings,
     *,
-    as_json: bool,
+    show: Callable[[bytes], None],
     from_beginning: bool,
-    out: IO = sys.stdout,
     topics: Iterable[str] | None = None,
     max_s: float | None = None,
 ) -> None:
-    """Follow the verdict topics; one line per verdict."""
+    """Follow the verdict topics; `show` gets each verdict's JSON as it arrives (the CLI prints it
+    as it is, or as a line for people: streams/render.py)."""
     c = consumer(settings, group=None, **{"auto.offset.reset": "earliest" if from_beginning else "latest"})
     c.subscribe(list(topics or settings.topics.verdicts))
     end = time.monotonic() + max_s if max_s else None
@@ -163,16 +175,8 @@ def tail(
                 value = msg.value()
                 if msg.error() or value is None:
                     continue
-                out.write((value.decode() if as_json else format_verdict(orjson.loads(value))) + "\n")
-            out.flush()
+                show(value)
     except KeyboardInterrupt:
         pass
     finally:
         c.close()
-
-
-def format_verdict(v: dict) -> str:
-    where = f"{v.get('license_id')}/{v.get('store_id')}/{v.get('order_id')}"
-    extra = f" until {v['frozen_until']}" if v.get("frozen_until") else ""
-    replay = " (replay)" if v.get("replay") else ""
-    return f"{v.get('decided_at')}  {v['verdict']:<9} {v['reason']:<24} {v.get('carrier_code')} {v.get('tracking_no')}  {where}{replay}{extra}"

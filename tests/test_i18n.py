@@ -35,7 +35,7 @@ CODES = [
         "NOT_HOLDER",
     ),
     *("NOT_RESERVED", "NOTHING_TO_APPEAL", "INVALID_COMMAND:ttl_s", "LFR_PENALTY", "SERVICE_DOWNGRADE"),
-    *("NOT_SUBMITTED", "erp_not_accepted", "accepted_not_in_erp", "differs", "erp_invalid"),
+    *("NOT_SUBMITTED", "BAD_ROW", "OTHER_LICENSE", "erp_not_accepted", "accepted_not_in_erp", "differs", "erp_invalid"),
 ]
 STATUSES = ["available", "bound", "reserved", "frozen", "blacklisted", "invalid"]
 

@@ -6,6 +6,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime
 
 import pytest
 
@@ -312,39 +313,80 @@ def test_synchronous_submit_answers_with_verdicts_and_is_idempotent(cluster):
     assert status == 403
 
 
-def test_metrics_parse_and_move_with_the_verdicts(cluster):
-    """GET /metrics on a real worker (no token, as Prometheus scrapes): the exposition parses, and
-    its counters follow a submission decided by that worker and the requests it answered."""
+def scrape_metrics(port: int) -> dict:
+    """GET /metrics (no token, as Prometheus scrapes), parsed: (sample name, sorted labels) -> value."""
     from prometheus_client.parser import text_string_to_metric_families
 
+    status, headers, body = call(port, "GET", "/metrics", token=None)
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(body.decode())
+        for s in f.samples
+    }
+
+
+def test_metrics_parse_and_move_with_the_verdicts(cluster):
+    """GET /metrics on a real worker: the exposition parses, its counters and batch histograms
+    follow a submission decided by that worker and the requests it answered, it reports the
+    consumer lag of each partition it owns, and the other worker's standby restores the decision."""
     guard, ports = cluster
-
-    def scrape(port: int) -> dict:
-        status, headers, body = call(port, "GET", "/metrics", token=None)
-        assert status == 200 and headers["Content-Type"].startswith("text/plain")
-        return {
-            (s.name, tuple(sorted(s.labels.items()))): s.value
-            for f in text_string_to_metric_families(body.decode())
-            for s in f.samples
-        }
-
     number = fresh_s10()
     status, headers, _ = call(ports[0], "GET", f"/tracking/{number}")
     owner = next(p for p in ports if headers["X-Trackguard-Served-By"].endswith(f":{p}"))
-    before = scrape(owner)
+    (follower,) = set(ports) - {owner}
+    standby = ("trackguard_restored_records_total", (("role", "standby"),))
+    followed = scrape_metrics(follower).get(standby, 0)
+    before = scrape_metrics(owner)
     accepted = ("trackguard_decisions_total", (("kind", "accepted"),))
     assert before[("trackguard_partitions_owned", ())] >= 1 and before[("trackguard_data_dir_bytes", ())] > 0
     assert guard.verdict(guard.submit(tracking_no=number))["verdict"] == "accepted"
-    after = scrape(owner)
+    after = scrape_metrics(owner)
     assert after[accepted] >= before.get(accepted, 0) + 1  # decided by the number's owner
     first_use = (
         "trackguard_verdicts_total",
         (("carrier", "CHINAPOST"), ("reason", "FIRST_USE"), ("verdict", "accepted")),
     )
     assert after[first_use] >= before.get(first_use, 0) + 1
-    assert after[("trackguard_batches_total", ())] > before.get(("trackguard_batches_total", ()), 0)
+    for histogram in ("trackguard_batch_records", "trackguard_batch_decide_seconds", "trackguard_batch_ack_seconds"):
+        count = (f"{histogram}_count", ())
+        assert after[count] > before[count], histogram
+        assert after[(f"{histogram}_bucket", (("le", "+Inf"),))] == after[count]
+    assert after[("trackguard_batch_records_sum", ())] >= before[("trackguard_batch_records_sum", ())] + 1
     answered = ("trackguard_http_requests_total", (("route", "Tracking"), ("status", "200")))
     assert after[answered] >= 1
+    # Lag per partition this worker consumes: one per submitted partition it owns, all caught up.
+    lags = {
+        dict(labels)["partition"]: value
+        for (name, labels), value in after.items()
+        if name == "trackguard_consumer_lag_records" and dict(labels)["topic"] == guard.settings.topics.submitted
+    }
+    assert len(lags) == after[("trackguard_partitions_owned", ())] and set(lags.values()) == {0}, lags
+    assert after[("trackguard_recovering", ())] == 0
+    # The other worker keeps a standby of the owner's partitions: it restores the new state too.
+    deadline = time.monotonic() + 30
+    while scrape_metrics(follower).get(standby, 0) <= followed:
+        assert time.monotonic() < deadline, "the standby restored nothing"
+        time.sleep(0.5)
+
+
+def test_metrics_count_the_store_alerts_published(cluster):
+    """Three failed verdicts of one store in a month: an LFR_PENALTY alert, counted by the worker
+    that owns the store's partition (either one: summed over both)."""
+    guard, ports = cluster
+    penalty = ("trackguard_alerts_published_total", (("kind", "LFR_PENALTY"),))
+    before = sum(scrape_metrics(port).get(penalty, 0) for port in ports)
+    when = int(datetime.fromisoformat("2025-10-10T10:00:00+08:00").timestamp() * 1000)  # a fixed month
+    for _ in range(3):
+        number = fresh_s10()
+        bound = guard.submit(tracking_no=number, order_id=f"B-{number}", ts_ms=when)
+        assert guard.verdict(bound)["verdict"] == "accepted"
+        failed = guard.submit(tracking_no=number, store_id="S-metrics", order_id=f"X-{number}", ts_ms=when)
+        assert guard.verdict(failed)["reason"] == "USED_BY_LICENSE"
+    deadline = time.monotonic() + 60  # at least one: earlier tests' failures may call for alerts too
+    while sum(scrape_metrics(port).get(penalty, 0) for port in ports) < before + 1:
+        assert time.monotonic() < deadline, "no LFR_PENALTY alert counted"
+        time.sleep(0.5)
 
 
 def test_openapi_document_lists_the_routes_served(cluster):
@@ -361,6 +403,10 @@ def test_openapi_document_lists_the_routes_served(cluster):
         "/reuse",
         "/shipments",
         "/metrics",
+        "/whoami",
+        "/live",
+        "/",
+        "/console/{name}",
         "/commands/reserve",
         "/commands/release",
         "/commands/appeal",
@@ -394,13 +440,13 @@ def test_cli_talks_to_the_api(cluster, capsys, tmp_path):
         == 0
     )
     capsys.readouterr()
-    assert main(["diagnose", *url, number]) == 0
+    assert main(["diagnose", *url, number, "--json"]) == 0
     diagnosis = json.loads(capsys.readouterr().out)
     assert diagnosis["status"] == "reserved" and diagnosis["reservation"]["order_id"] == "O1"
     listing = tmp_path / "numbers.txt"
     listing.write_text(f"{number}\n{fresh_s10()}\n")
     capsys.readouterr()
-    assert main(["check", *url, str(listing)]) == 0
+    assert main(["check", *url, str(listing), "--json"]) == 0
     statuses = [r["status"] for r in json.loads(capsys.readouterr().out)["results"]]
     assert statuses == ["reserved", "available"]
     assert main(["release", *url, "--tracking-no", number, "--order-id", "O2"]) == 1  # not the holder

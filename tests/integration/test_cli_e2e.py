@@ -101,8 +101,10 @@ def test_an_erp_export_in_gb18030_with_chinese_headers_through_the_cli_and_a_wor
         ]
         assert all(v["license_id"] == licence for v in verdicts)
 
-        again = run()  # the same file again: content-derived ids, so event-id replays (rule 2)
+        again = run("--json")  # the same file again: content-derived ids, so event-id replays (rule 2)
         assert again.returncode == 0, again.stderr
+        summary = json.loads(again.stdout)
+        assert (summary["published"], summary["good"], summary["encoding"]) == (4, 4, "gb18030")
         replays = [guard.verdict(event_id, nth=1) for event_id in ids]
         assert [(v["verdict"], v["reason"], v["replay"]) for v in replays] == [
             (v["verdict"], v["reason"], True) for v in verdicts

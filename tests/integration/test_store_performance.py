@@ -133,6 +133,7 @@ def test_penalty_and_downgrade_are_published_once_and_shown(guard):
             f"http://127.0.0.1:{guard.worker.web_port}",
             "--token",
             TOKENS["L1"],
+            "--json",
         ],
         capture_output=True,
         text=True,
