@@ -21,6 +21,7 @@ from streams.core.check_digits import (
     s10_check_digit,
     s10_number,
     ups_1z,
+    ups_check_digit,
     ups_waybill,
     usps_legacy,
     usps_mod10,
@@ -706,3 +707,12 @@ def test_s10_known_check_digits(number: str, why: str) -> None:
 @pytest.mark.parametrize("number", ["RR123456785CNX", "RRA23456785CN", "RR12345678ACN", "RR12"])
 def test_s10_refuses_other_shapes(number: str) -> None:
     assert s10(number) is False
+
+
+@given(st.text(max_size=20))
+def test_ups_check_digit_is_the_documented_sum_for_any_characters(payload):
+    """The lookup table of ASCII values (a hot-path shortcut) gives what the rule says, for any
+    character: ASCII digits count as themselves, anything else as (code point - 3) mod 10."""
+    values = [int(c) if c in "0123456789" else (ord(c) - 3) % 10 for c in payload]
+    want = -sum(v * 2 if i % 2 else v for i, v in enumerate(values)) % 10
+    assert ups_check_digit(payload) == want

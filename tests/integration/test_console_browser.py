@@ -117,6 +117,25 @@ def test_look_up_a_number_in_each_state(site, browser):
     assert "P1" not in browser.text("lookup-result")  # another licence's order is not shown
 
 
+def test_a_number_the_other_worker_owns_is_answered_through_this_one(site, browser):
+    guard, url, _ = site
+    for _ in range(200):  # a number whose partition the second worker owns
+        number = fresh_s10()
+        request = urllib.request.Request(f"{url}/tracking/{number}", headers={"Authorization": f"Bearer {ADMIN}"})
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            served_by = resp.headers["X-Trackguard-Served-By"]
+        if not served_by.rstrip("/").endswith(url.rsplit(":", 1)[1]):
+            break
+    else:
+        raise AssertionError("the second worker owns no partition")
+    guard.verdict(guard.submit(tracking_no=number, store_id="S5", order_id="O5"))
+    browser.open()
+    browser.sign_in(TOKENS["L1"])
+    assert browser.look_up(number) == "BOUND"
+    assert "S5 · O5" in browser.text("lookup-binding")
+    assert f"answered by {served_by}" in browser.text("lookup-result")
+
+
 def test_switching_language_and_the_browser_language_by_default(site, chromium, browser):
     guard, url, shots = site
     number = fresh_s10()
