@@ -186,7 +186,9 @@ def run_demo(events: int = 4000, workdir: Path = Path(".demo"), config: str | No
         print("    .venv/bin/trackguard audit                       # every verdict replayed through the pure core")
         print("  The HTTP API (start the worker with TRACKGUARD_ADMIN_TOKEN=secret, --web-port 6066):")
         print("    .venv/bin/trackguard diagnose --token secret RR123456785CN")
-        print("    open http://127.0.0.1:6066/ in a browser     # the web console (中文 / English), sign in with: secret")
+        print(
+            "    open http://127.0.0.1:6066/ in a browser     # the web console (中文 / English), sign in with: secret"
+        )
         print("    curl http://127.0.0.1:6066/openapi.json")
         print("    curl http://127.0.0.1:6066/metrics           # Prometheus; dashboard: docs/grafana/trackguard.json")
         print("  Docs: README.md, docs/DESIGN.md, docs/OPERATIONS.md, docs/BENCHMARKS.md, docs/RELIABILITY.md")
