@@ -17,8 +17,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/trackguard demo
 
+# Tests run in a random order (pytest-randomly); the seed is printed, and SEED=N repeats an order.
+SEED ?= $(shell od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	@echo "test order: random, seed $(SEED) (make test SEED=$(SEED) repeats it)"
+	$(BIN)/python -m pytest -q -p randomly --randomly-seed=$(SEED)
 
 # ruff (lint + format check) and mypy (strict on streams/core): .ci/run runs this before the tests.
 lint: $(STAMP)

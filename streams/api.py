@@ -300,8 +300,12 @@ def used_query(caller: Caller, license_id: str, query: dict[str, str]) -> Reply 
     return UsedQuery(license_id, query.get("after", ""), limit, query.get("format") == "csv")
 
 
-def used_page(q: UsedQuery, rows: list[dict[str, Any]]) -> Reply:
-    """One page of the rows every worker found, in number order, as JSON or CSV."""
+def used_page(q: UsedQuery, rows: list[dict[str, Any]], missing: list[int] | None = None) -> Reply:
+    """One page of the rows every worker found, in number order, as JSON or CSV; 503 when
+    partitions went unanswered (a worker gone or rebalancing): a page without them would skip
+    numbers silently, and `next_after` would page past them for good."""
+    if missing:
+        return problem(503, f"no worker answered for partitions {missing} (rebalancing?): try again")
     rows = sorted(rows, key=lambda r: r["tracking_no"])[: q.limit]
     next_after = rows[-1]["tracking_no"] if len(rows) == q.limit else None
     if q.csv:
@@ -578,7 +582,7 @@ ROUTES: tuple[Route, ...] = (
         "get",
         "/licenses/{license_id}/used",
         "Numbers bound to the licence, with fingerprints (paged: after, limit; format=csv)",
-        {"200": "items and next_after", "403": "another licence", **_AUTH},
+        {"200": "items and next_after", "403": "another licence", "503": "partitions unanswered", **_AUTH},
         query=(
             ("after", {"type": "string"}),
             ("limit", {"type": "integer", "minimum": 1, "maximum": 5000}),

@@ -222,6 +222,31 @@ class KafkaCluster:
         if wait:
             self._wait_ready({i}, timeout)
 
+    def wait_in_sync(self, timeout: float = 120.0) -> None:
+        """Wait until every partition (internal topics included: transactions, offsets) has a
+        leader and all its replicas in sync: a node restarted after a crash serves at once but
+        catches up later, and a cluster stopped before then comes back with partitions (say, of
+        `__transaction_state`) that cannot move on."""
+        admin = AdminClient({"bootstrap.servers": self.address, "log_level": 0})
+        deadline = time.monotonic() + timeout
+        lagging: list[str] = []
+        while time.monotonic() < deadline:
+            try:
+                topics = admin.list_topics(timeout=5).topics
+            except KafkaException:
+                time.sleep(0.5)
+                continue
+            lagging = [
+                f"{name}[{p.id}]"
+                for name, topic in topics.items()
+                for p in topic.partitions.values()
+                if p.leader < 0 or set(p.isrs) != set(p.replicas)
+            ]
+            if not lagging:
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"partitions still out of sync after {timeout:.0f} s: {lagging[:10]}")
+
     def close(self) -> None:
         """Stop, and delete the workdir if the cluster made it (a temporary directory)."""
         self.stop()

@@ -42,6 +42,9 @@ ROUTED = "X-Trackguard-Routed"  # set on forwarded requests: answer locally, nev
 SERVED_BY = "X-Trackguard-Served-By"
 COMMAND_TIMEOUT_S = 10.0
 RECONCILE_TIMEOUT_S = 120.0  # another worker's share of a reconciliation (its rows and index)
+CONSOLE_CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
 
 log = logging.getLogger("trackguard.web")
 
@@ -77,9 +80,11 @@ class WorkerBackend:
     def now_ms(self) -> int:
         return int(time.time() * 1000)
 
-    def local_used(self, license_id: str, after: str, limit: int) -> list[dict[str, Any]]:
-        """Rows of the partitions this worker owns (the used list fans out to every worker)."""
-        return used_rows(self.store, self.active_partitions(), license_id, after, limit)
+    def local_used(self, license_id: str, after: str, limit: int) -> tuple[list[int], list[dict[str, Any]]]:
+        """Rows of the partitions this worker owns (the used list fans out to every worker), with
+        the partitions it answered for."""
+        mine = self.active_partitions()
+        return mine, used_rows(self.store, mine, license_id, after, limit)
 
     def active_partitions(self) -> list[int]:
         changelog = self.store.changelog_topic
@@ -298,15 +303,21 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, store
             q = api.used_query(caller, license_id, dict(request.query))
             if isinstance(q, Reply):
                 return respond(self, q)
-            rows = backend.local_used(q.license_id, q.after, q.limit)
-            if not routed(request):
-                for url in backend.other_workers():
-                    resp = await forward(
-                        request, Forward(url, query={"after": q.after, "limit": q.limit, "format": "json"})
-                    )
-                    if resp.status == 200:
-                        rows.extend(orjson.loads(resp.body)["items"])
-            return respond(self, api.used_page(q, rows))
+            partitions, rows = backend.local_used(q.license_id, q.after, q.limit)
+            if routed(request):  # another worker's share: its rows and the partitions they come from
+                return respond(self, Reply(200, {"partitions": partitions, "items": rows}))
+            covered = set(partitions)
+
+            async def ask(url: URL) -> None:
+                query = {"after": q.after, "limit": q.limit, "format": "json"}
+                body = await ask_worker(request, url, "used list", query=query, data=None, timeout=30.0)
+                if body is not None:
+                    covered.update(body["partitions"])
+                    rows.extend(body["items"])
+
+            await asyncio.gather(*(ask(url) for url in backend.other_workers()))
+            missing = sorted(set(range(settings.partitions)) - covered)
+            return respond(self, api.used_page(q, rows, missing))
 
     @app.page("/licenses/{license_id}/reconcile")
     class Reconcile(faust.web.View):
@@ -493,8 +504,15 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, store
             return respond(view, api.problem(404, f"no console file {name!r}"))
         content, content_type = found
         metrics.http.labels(type(view).__name__, "200").inc()
-        # in the header, not content_type=: aiohttp refuses a charset there
-        return view.bytes(content, headers={"Content-Type": content_type, "Cache-Control": "no-cache"})
+        headers = {
+            "Content-Type": content_type,  # in the header, not content_type=: aiohttp refuses a charset there
+            "Cache-Control": "no-cache",
+            # Only this worker's own scripts, styles and API: a value that slipped into the page
+            # as HTML still could not load or send anything elsewhere.
+            "Content-Security-Policy": CONSOLE_CSP,
+            "X-Content-Type-Options": "nosniff",
+        }
+        return view.bytes(content, headers=headers)
 
     @app.page("/metrics")
     class MetricsPage(faust.web.View):

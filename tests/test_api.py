@@ -444,3 +444,10 @@ def test_submit_refuses_another_licence_too_many_and_bad_ids_and_derives_missing
         first.startswith("api-") and first == api.submit(backend, L1, dict(one), {}, carriers, False).local[0].event_id
     )
     assert first != api.submit(backend, L1, {**one, "order_id": "O2"}, {}, carriers, False).local[0].event_id
+
+
+def test_a_used_list_with_partitions_unanswered_is_refused_not_cut_short():
+    rows = [{"tracking_no": f"RR{i:09d}CN"} for i in range(3)]
+    reply = api.used_page(api.UsedQuery("L1", "", 5, False), rows, missing=[3, 7])
+    assert reply.status == 503 and "[3, 7]" in reply.body["error"]
+    assert api.used_page(api.UsedQuery("L1", "", 5, False), rows, missing=[]).status == 200

@@ -55,6 +55,7 @@ class Browser:
         for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,900", f"--lang={lang}"):
             options.add_argument(arg)
         options.add_experimental_option("prefs", {"intl.accept_languages": lang})
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         self.driver = webdriver.Chrome(service=Service(paths[1]), options=options)
 
     def __enter__(self) -> Browser:
@@ -62,6 +63,13 @@ class Browser:
 
     def __exit__(self, *exc: object) -> None:
         self.driver.quit()
+
+    def page_errors(self) -> list[str]:
+        """What the page itself logged as errors: script exceptions, blocked loads (the content
+        security policy). Failed requests are left out: a 401 or 409 the test asked for logs one."""
+        return [
+            e["message"] for e in self.driver.get_log("browser") if e["level"] == "SEVERE" and e["source"] != "network"
+        ]
 
     # --- waiting and reading ---
 

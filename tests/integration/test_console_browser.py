@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -50,6 +51,7 @@ def browser(site, chromium):
     _, url, shots = site
     with Browser(chromium, url, shots, lang="en-GB") as b:
         yield b
+        assert b.page_errors() == []  # no script error, nothing the content security policy blocked
 
 
 def now_ms() -> int:
@@ -283,3 +285,16 @@ def test_the_live_view_moves_as_verdicts_are_decided(site, browser):
         live = json.loads(resp.read())
     assert live["workers"] == 2 and sum(live["verdicts"].values()) >= before + 30
     browser.shot_both("live")
+
+
+def test_the_console_is_served_with_a_content_security_policy(site):
+    _, url, _ = site
+    for path in ("/", "/console/console.js", "/console/reasons.json"):
+        with urllib.request.urlopen(f"{url}{path}", timeout=10) as resp:
+            assert resp.headers["Content-Security-Policy"].startswith("default-src 'self';"), path
+            assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    try:
+        urllib.request.urlopen(f"{url}/console/..%2Fsettings.py", timeout=10)
+        raise AssertionError("a file outside the console was served")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 404
