@@ -18,7 +18,9 @@ demo: $(STAMP)
 	$(BIN)/trackguard demo
 
 # Tests run in a random order (pytest-randomly); the seed is printed, and SEED=N repeats an order.
-SEED ?= $(shell od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+ifndef SEED
+SEED := $(shell od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+endif
 
 test: $(STAMP)
 	@echo "test order: random, seed $(SEED) (make test SEED=$(SEED) repeats it)"
