@@ -11,6 +11,7 @@ console shows too; the CLI's own labels are in streams/i18n/cli.json. Data alway
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from rich import box
@@ -49,9 +50,18 @@ def _text(value: Any, style: str = "") -> Text:
 
 
 def _time(value: Any) -> str:
-    """An API time (RFC 3339, UTC, milliseconds) without milliseconds that are zero: shorter,
-    the same instant."""
-    return "" if value is None else str(value).replace(".000Z", "Z")
+    """An API time (RFC 3339, UTC, milliseconds) in the reader's own time zone (the machine's, or
+    TZ), to the second, with its offset: a seller in Shanghai reads 08:00+08:00, not 00:00Z. A value
+    that is no time is shown as sent."""
+    if value is None:
+        return ""
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    if when.tzinfo is None:
+        return str(value)
+    return when.astimezone().isoformat(sep=" ", timespec="seconds")
 
 
 def _word(kind: str, code: str, lang: str) -> Text:

@@ -9,6 +9,9 @@ texts are compared with the whitespace taken out.
 from __future__ import annotations
 
 import io
+import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from rich.console import Console, RenderableType
@@ -25,6 +28,22 @@ from streams.i18n import explain, t
 
 NUMBER = "RR123456785CN"
 NOW = 1_790_000_000_000  # 2026-09-21T14:13:20Z
+
+
+@pytest.fixture(autouse=True)
+def shanghai(monkeypatch):
+    """Times are shown in the reader's zone: here a seller's in Shanghai (UTC+8, no DST)."""
+    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def in_shanghai(iso: str) -> str:
+    """An API time as a reader in Shanghai should see it."""
+    when = datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(ZoneInfo("Asia/Shanghai"))
+    return when.strftime("%Y-%m-%d %H:%M:%S+08:00")
 
 
 def shown(renderable: RenderableType) -> str:
@@ -63,7 +82,7 @@ def test_a_diagnosis_shows_the_freeze_end_and_why_in_chinese():
     until = answer["freezes"][0]["frozen_until"]
     text = shown(render.diagnosis(answer, "zh"))
     assert f"运单号 {NUMBER}" in text
-    assert f"执照 L2：冻结至 {until.replace('.000Z', 'Z')}（冻结中）" in text
+    assert f"执照 L2：冻结至 {in_shanghai(until)}（冻结中）" in text
     facts = text.split("使用记录")[0]  # above the uses and their legend, which name FROZEN_AFTER_DUPLICATE too
     assert contains(
         facts,
@@ -83,7 +102,7 @@ def test_a_diagnosis_in_english_for_the_admin_shows_the_binding_and_every_use():
     answer = diagnose(NUMBER, duplicated_state(), None, NOW + 5000)
     text = shown(render.diagnosis(answer, "en"))
     binding = answer["binding"]
-    assert contains(text, f"CHINAPOST · store S1 · order O1 · shipped {binding['shipped_at'].replace('.000Z', 'Z')}")
+    assert contains(text, f"CHINAPOST · store S1 · order O1 · shipped {in_shanghai(binding['shipped_at'])}")
     assert binding["fingerprint"] in text
     assert "licence L2: frozen until" in text and "(in force)" in text
     assert contains(
@@ -189,8 +208,9 @@ def test_reuse_lists_the_licences_in_the_order_they_claimed_a_number():
     assert "被多个执照使用的运单号" in zh and "CHINAPOST" in zh
     lines = zh.splitlines()
     row = next(i for i, line in enumerate(lines) if NUMBER in line)
-    claimed = [lines[row].split()[4], lines[row + 1].strip(), lines[row + 2].strip()]
+    claimed = [lines[row].split()[5], lines[row + 1].strip(), lines[row + 2].strip()]
     assert claimed == ["L5", "L6", "L4"]  # one a line, in the order they claimed the number
+    assert "2026-09-21 22:13:21+08:00" in lines[row]  # the reuse, 14:13:21 UTC, in the reader's zone
     assert "承运商 全部，月份 全部" in zh
     assert "No number was claimed by two licences." in shown(render.reuse(reuse_report([]), "en"))
 
@@ -202,7 +222,7 @@ def test_a_refused_command_says_why_and_what_to_do():
     assert contains(zh, explain("NOT_HOLDER", "zh")[0], "下一步：" + explain("NOT_HOLDER", "zh")[1])
     done = {"command": "reserve", "tracking_no": NUMBER, "ok": True, "expires_at": "2026-11-25T01:00:00.000Z"}
     en = shown(render.command_result({**done, "replay": True, "command_id": "c-7"}, "en"))
-    assert f"reserve {NUMBER}: done" in en and "reserved until 2026-11-25T01:00:00Z" in en and "c-7" in en
+    assert f"reserve {NUMBER}: done" in en and "reserved until 2026-11-25 09:00:00+08:00" in en and "c-7" in en
 
 
 def test_the_audit_report_lists_counts_and_violations():
@@ -233,7 +253,7 @@ def test_a_verdict_line_names_the_verdict_and_explains_the_reason(lang):
         "frozen_until": "2026-11-28T00:00:00.000Z",
     }
     line = render.verdict_line(verdict, lang).plain
-    assert "2026-11-25T00:00:00Z" in line and "L2/S1/O10" in line and "2026-11-28T00:00:00Z" in line
+    assert "2026-11-25 08:00:00+08:00" in line and "L2/S1/O10" in line and "2026-11-28 08:00:00+08:00" in line
     assert t("cli.verdict.frozen", lang) in line and explain("FROZEN_AFTER_DUPLICATE", lang)[0] in line
 
 
