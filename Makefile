@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint mutation install bench clean
+.PHONY: demo test lint mutation install native bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,9 +12,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,lint]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The decision path compiled with mypyc (streams/native.py), rebuilt when its sources change.
+# Optional: where it cannot be built (no C compiler) this says so and the Python reference runs.
+NATIVE_SOURCES := $(wildcard streams/core/*.py) streams/processor.py streams/partitioning.py streams/native.py
+NATIVE := streams/_native_sources.json
 
-demo: $(STAMP)
+$(NATIVE): $(STAMP) $(NATIVE_SOURCES)
+	$(BIN)/python -c 'import sys; from streams.native import main; sys.exit(main(["build", "--optional"]))'
+
+native: $(NATIVE)
+
+install: $(STAMP) $(NATIVE)
+
+demo: $(STAMP) $(NATIVE)
 	$(BIN)/trackguard demo
 
 # Tests run in a random order (pytest-randomly); the seed is printed, and SEED=N repeats an order.
@@ -22,9 +32,13 @@ ifndef SEED
 SEED := $(shell od -An -N2 -tu2 /dev/urandom | tr -d ' ')
 endif
 
-test: $(STAMP)
-	@echo "test order: random, seed $(SEED) (make test SEED=$(SEED) repeats it)"
+# The whole suite runs on the build `make native` left (compiled where it could be), then the pure
+# core's and the processor's tests again on their Python reference.
+test: $(STAMP) $(NATIVE)
+	@echo "test order: random, seed $(SEED) (make test SEED=$(SEED) repeats it); decision path: $$($(BIN)/python -c 'from streams import native; print(native.build)')"
 	$(BIN)/python -m pytest -q -p randomly --randomly-seed=$(SEED)
+	@echo "again on the Python reference of the decision path (TRACKGUARD_PURE=1):"
+	TRACKGUARD_PURE=1 $(BIN)/python -m pytest -q -p randomly --randomly-seed=$(SEED) tests/core tests/test_processor.py tests/test_fuzz_input.py
 
 # ruff (lint + format check) and mypy (strict on streams/core): .ci/run runs this before the tests.
 lint: $(STAMP)
@@ -49,4 +63,5 @@ bench: $(STAMP)
 	$(BIN)/python bench/latency.py
 
 clean:
-	rm -rf $(VENV) .venv-mutmut mutants data .demo
+	rm -rf $(VENV) .venv-mutmut mutants data .demo build $(NATIVE)
+	find streams -name '*.so' -delete

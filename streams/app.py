@@ -15,7 +15,7 @@ import time
 import faust
 from confluent_kafka import KafkaException
 
-from . import api, stores, web
+from . import api, native, stores, web
 from .hotpath import die, install
 from .kafka import high_watermark_lags
 from .settings import NUMBERS_TABLE, Settings
@@ -77,6 +77,7 @@ def create_app(settings: Settings) -> faust.App:
     @app.task
     async def announce() -> None:  # logged once the worker's logging is set up
         log.info("processing guarantee: %s", guarantee)
+        log.info("decision path: %s", native.build)  # compiled (mypyc) or the Python reference
         log.info("changelog markers %s (%s)", "on" if markers and not hot.transactional else "off", how)
 
     app.trackguard_hotpath = hot  # type: ignore[attr-defined]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 
+from streams import native
 from streams import settings as settings_mod
 from streams.partitioning import murmur2, partition_for
 from streams.processor import GuardProcessor, InRecord, OutRecord
@@ -31,6 +32,15 @@ def rec(value: bytes, key: bytes | None, *, topic: str = T.submitted, partition:
     if partition is None:
         partition = partition_for(b"RR123456785CN", SETTINGS.partitions)
     return InRecord(topic, partition, offset, key, value, NOW)
+
+
+def patchable_processor():
+    """The processor module whose functions a test may replace: its Python reference where the
+    build is compiled (compiled modules call each other natively, past module attributes; that
+    both builds decide alike is tests/test_native.py's job)."""
+    import streams.processor as processor
+
+    return native.reference("processor") if native.is_compiled(processor) else processor
 
 
 class Store(dict):
@@ -134,7 +144,7 @@ def test_murmur2_matches_kafkas_reference_values():
 
 
 def test_a_decision_that_raises_is_that_records_dead_letter_and_the_batch_goes_on(monkeypatch):
-    import streams.processor as processor
+    processor = patchable_processor()
 
     real = processor.decide
 
@@ -145,7 +155,7 @@ def test_a_decision_that_raises_is_that_records_dead_letter_and_the_batch_goes_o
 
     monkeypatch.setattr(processor, "decide", faulty)
     p = partition_for(b"RR123456785CN", SETTINGS.partitions)
-    result = GuardProcessor(SETTINGS).process(
+    result = processor.GuardProcessor(SETTINGS).process(
         [rec(event("boom"), b"RR123456785CN", offset=7), rec(event("fine"), b"RR123456785CN", offset=8)], Store().read
     )
     outs = [(r.topic, orjson.loads(r.value)) for r in result.produce]
@@ -163,14 +173,16 @@ def test_a_decision_that_raises_is_that_records_dead_letter_and_the_batch_goes_o
 
 
 def test_a_command_that_raises_still_gets_exactly_one_result(monkeypatch):
-    import streams.processor as processor
+    processor = patchable_processor()
 
     monkeypatch.setattr(processor, "apply_command", lambda *a: 1 / 0)
     cmd = orjson.dumps(
         {"command": "release", "command_id": "c1", "license_id": "L1", "tracking_no": "RR123456785CN", "order_id": "O1"}
     )
     p = partition_for(b"RR123456785CN", SETTINGS.partitions)
-    result = GuardProcessor(SETTINGS).process([rec(cmd, b"RR123456785CN", topic=T.commands, partition=p)], Store().read)
+    result = processor.GuardProcessor(SETTINGS).process(
+        [rec(cmd, b"RR123456785CN", topic=T.commands, partition=p)], Store().read
+    )
     (out,) = result.produce
     body = orjson.loads(out.value)
     assert (out.topic, body["ok"], body["error"]) == (T.command_results, False, "INTERNAL_ERROR")
@@ -237,7 +249,7 @@ def test_every_record_gets_its_topic_key_and_source_and_is_counted_once():
 
 
 def test_decision_failures_are_each_counted_and_keep_their_record(monkeypatch):
-    import streams.processor as processor
+    processor = patchable_processor()
 
     monkeypatch.setattr(processor, "decide", lambda *a: 1 / 0)
     monkeypatch.setattr(processor, "apply_command", lambda *a: 1 / 0)
@@ -246,7 +258,7 @@ def test_decision_failures_are_each_counted_and_keep_their_record(monkeypatch):
         rec(event("e2"), NUMBER, partition=HOME, offset=2),
         rec(command("c1"), NUMBER, topic=T.commands, partition=HOME, offset=3),
     ]
-    result = GuardProcessor(SETTINGS).process(records, Store().read)
+    result = processor.GuardProcessor(SETTINGS).process(records, Store().read)
     assert [(o.topic, o.key, o.source) for o in result.produce] == [
         (T.invalid, NUMBER, records[0]),
         (T.invalid, NUMBER, records[1]),

@@ -18,7 +18,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from streams.core.check_digits import ALGORITHMS
+from .check_digits import ALGORITHMS
 
 BAD_CHECK_DIGIT = "BAD_CHECK_DIGIT"
 UNKNOWN_FORMAT = "UNKNOWN_FORMAT"

@@ -17,7 +17,7 @@ from .rules import State
 STATE_VERSION = 2
 
 
-class StateVersionError(RuntimeError):
+class StateVersionError(Exception):
     """A stored state this code does not know how to read."""
 
 
