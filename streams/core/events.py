@@ -130,6 +130,19 @@ def license_id_problem(license_id: str, id_format: str) -> Rejection | None:
     return None
 
 
+_field_limits_of: dict[int, tuple[Limits, tuple[tuple[str, int], ...]]] = {}
+
+
+def _field_limits(limits: Limits) -> tuple[tuple[str, int], ...]:
+    """(field, its limit) in REQUIRED order: asked for every event, worked out once per Limits."""
+    known = _field_limits_of.get(id(limits))
+    if known is None or known[0] is not limits:
+        if len(_field_limits_of) > 64:  # tests make many; a worker has one
+            _field_limits_of.clear()
+        known = _field_limits_of[id(limits)] = (limits, tuple((name, limits.for_field(name)) for name in REQUIRED))
+    return known[1]
+
+
 def parse_submission(raw: bytes | None, now_ms: int, carriers: CarrierBook, limits: Limits) -> Submission | Rejection:
     """Rule 1 of the spec, field by field, in a fixed order so the reason is deterministic."""
     if raw is None:
@@ -143,13 +156,19 @@ def parse_submission(raw: bytes | None, now_ms: int, carriers: CarrierBook, limi
         return Rejection(reason, f"not valid JSON: {exc}", {})
     if not isinstance(obj, dict):
         return Rejection("NOT_AN_OBJECT", f"event must be a JSON object, got {type(obj).__name__}", {})
-    values: dict[str, str] = {}
-    for name in REQUIRED:
-        value = _text_field(obj, name, limits.for_field(name))
-        if isinstance(value, Rejection):
-            return Rejection(value.reason, value.error, _echo(obj, limits))
-        values[name] = value
-    bad_license = license_id_problem(values["license_id"], limits.license_id_format)
+    values: list[str] = []
+    for name, limit in _field_limits(limits):
+        value = obj.get(name)
+        if isinstance(value, str):  # the common case, inline; _text_field names any problem
+            value = value.strip()
+            if value and len(value) <= limit and value.isprintable():
+                values.append(value)
+                continue
+        rejected = _text_field(obj, name, limit)
+        assert isinstance(rejected, Rejection), "the inline checks are _text_field's"
+        return Rejection(rejected.reason, rejected.error, _echo(obj, limits))
+    event_id, license_id, store_id, order_id, carrier_code, tracking_no, shipped_at = values
+    bad_license = license_id_problem(license_id, limits.license_id_format)
     if bad_license is not None:
         return Rejection(bad_license.reason, bad_license.error, _echo(obj, limits))
 
@@ -157,7 +176,7 @@ def parse_submission(raw: bytes | None, now_ms: int, carriers: CarrierBook, limi
     if source is not None and source not in SOURCES:
         return Rejection("BAD_VALUE:source", f"source must be one of {sorted(SOURCES)}", _echo(obj, limits))
 
-    tracking = normalize_tracking(values["tracking_no"])
+    tracking = normalize_tracking(tracking_no)
     if not tracking:
         return Rejection("MISSING_FIELD:tracking_no", "tracking_no is empty after normalization", _echo(obj, limits))
     if len(tracking) > limits.max_tracking_chars:
@@ -170,11 +189,11 @@ def parse_submission(raw: bytes | None, now_ms: int, carriers: CarrierBook, limi
         return Rejection("BAD_CHARS:tracking_no", "tracking_no may hold only letters and digits", _echo(obj, limits))
 
     try:
-        shipped_ms = parse_rfc3339_ms(values["shipped_at"])
+        shipped_ms = parse_rfc3339_ms(shipped_at)
     except ValueError as exc:
         return Rejection("BAD_TIME:shipped_at", f"shipped_at is not RFC 3339 with an offset: {exc}", _echo(obj, limits))
 
-    carrier = carriers.canonical(values["carrier_code"])
+    carrier = carriers.canonical(carrier_code)
     if not carrier:
         return Rejection("MISSING_FIELD:carrier_code", "carrier_code is empty after normalization", _echo(obj, limits))
     problem = carriers.validate(carrier, tracking)
@@ -188,10 +207,10 @@ def parse_submission(raw: bytes | None, now_ms: int, carriers: CarrierBook, limi
         )
 
     return Submission(
-        event_id=values["event_id"],
-        license_id=values["license_id"],
-        store_id=values["store_id"],
-        order_id=values["order_id"],
+        event_id=event_id,
+        license_id=license_id,
+        store_id=store_id,
+        order_id=order_id,
         carrier_code=carrier,
         tracking_no=tracking,
         shipped_ms=shipped_ms,

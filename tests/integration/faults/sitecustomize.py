@@ -2,7 +2,7 @@
 
 A test starts the worker with this directory on PYTHONPATH and `TRACKGUARD_TEST_RAISE_FOR` set to
 tracking numbers (comma-separated); Python imports this module at start-up, before the worker
-imports the processor, so `streams.processor.decide` is this wrapper. Nothing in `streams/`
+imports the processor, so `streams.processor.decide` is this wrapper (in the Python build). Nothing in `streams/`
 knows about it.
 """
 
@@ -10,6 +10,9 @@ import os
 
 _numbers = frozenset(filter(None, os.environ.get("TRACKGUARD_TEST_RAISE_FOR", "").split(",")))
 if _numbers:
+    # Replacing a function takes on the Python build only: compiled modules call each other
+    # natively (streams/native.py), so this worker runs the decision path's Python reference.
+    os.environ["TRACKGUARD_PURE"] = "1"
     import streams.processor as _processor
 
     _decide = _processor.decide
