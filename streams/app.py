@@ -16,7 +16,7 @@ import faust
 from confluent_kafka import KafkaException
 
 from . import api, native, stores, web
-from .hotpath import die, install
+from .hotpath import die, install, tune_gc
 from .kafka import high_watermark_lags
 from .settings import NUMBERS_TABLE, Settings
 from .store import PartitionStore
@@ -78,6 +78,7 @@ def create_app(settings: Settings) -> faust.App:
     async def announce() -> None:  # logged once the worker's logging is set up
         log.info("processing guarantee: %s", guarantee)
         log.info("decision path: %s", native.build)  # compiled (mypyc) or the Python reference
+        tune_gc()  # start-up objects frozen out of the collector's sight, fewer young collections
         log.info("changelog markers %s (%s)", "on" if markers and not hot.transactional else "off", how)
 
     app.trackguard_hotpath = hot  # type: ignore[attr-defined]

@@ -18,6 +18,7 @@ from collections import Counter
 
 import pytest
 
+from streams import native
 from streams.audit import audit
 from streams.kafka import VerdictCollector
 
@@ -185,6 +186,7 @@ def test_embedded_broker_runs_at_least_once_and_refuses_exactly_once(broker, tmp
     try:
         worker = guard.start_worker()
         wait_log(worker, "processing guarantee: at_least_once (auto: the broker does not isolate transactions")
+        wait_log(worker, f"decision path: {native.build}")  # the build the tests run, compiled where built
         assert guard.verdict(guard.submit(tracking_no=fresh_s10()))["verdict"] == "accepted"
         forced = guard.new_worker(tmp_path / "data-forced", env={"TRACKGUARD_GUARANTEE": "exactly_once"}, name="forced")
         assert forced.process.wait(60) == 2
