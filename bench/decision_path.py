@@ -11,8 +11,10 @@ import argparse
 import shutil
 import tempfile
 import time
+from pathlib import Path
 
-from rocksdict import Options, Rdict, WriteBatch
+from faust.stores.rocksdb import RocksDBOptions
+from rocksdict import WriteBatch
 
 from streams import native
 from streams import settings as settings_mod
@@ -37,7 +39,7 @@ def main() -> None:
         part = partition_for(key, settings.partitions) if key else 0
         records.append(InRecord(settings.topics.submitted, part, i, key, e.value, e.ts_ms))
     path = tempfile.mkdtemp()
-    db = Rdict(path, Options(raw_mode=True))
+    db = RocksDBOptions().open(Path(path))  # opened as the worker's store opens each partition
     proc = GuardProcessor(settings)
     if args.gc == "worker":
         tune_gc()  # as the worker does once it is up

@@ -22,7 +22,8 @@ def normalize_tracking(raw: str) -> str:
     forms, which the strip table then removes. Idempotent: normalize(normalize(x)) == normalize(x).
     """
     if raw.isascii():  # the common case; ASCII is already NFKC-stable
-        return raw.translate(_STRIP).upper()
+        # Letters and digits only (most numbers as sent): nothing to strip, and no table to walk.
+        return raw.upper() if raw.isalnum() else raw.translate(_STRIP).upper()
     number = unicodedata.normalize("NFKC", raw).translate(_STRIP).upper()
     # Stripping or upper-casing can leave a string that NFKC would still change (e.g. a spacing
     # accent decomposes into space + combining mark); repeat until stable so this is idempotent.
