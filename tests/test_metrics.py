@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from faust.types import TP
 from prometheus_client.parser import text_string_to_metric_families
 
+from streams import native
 from streams.hotpath import HotPath
 from streams.metrics import Metrics
 from streams.processor import BatchResult
@@ -245,3 +246,11 @@ def test_the_grafana_dashboard_charts_every_metric_and_only_metrics_that_exist(t
     assert exported - {family_of[name] for name in used} == set(), "metrics no panel charts"
     ids = [panel["id"] for panel in dashboard["panels"]]
     assert len(ids) == len(set(ids))
+
+
+def test_the_build_of_the_decision_path_is_exported(tmp_path):
+    families = {
+        f.name: f for f in text_string_to_metric_families(Metrics(fake_hot(), list, tmp_path).exposition().decode())
+    }
+    (sample,) = families["trackguard_build_info"].samples
+    assert sample.name == "trackguard_build_info" and sample.labels == {"decision_path": native.build}
