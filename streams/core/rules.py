@@ -26,6 +26,9 @@ class Verdict:
 
 
 OTHER_LICENSE = "other-license"
+# Read-only defaults for absent state fields: `state.get("judged", {})` built a new dict per call.
+_NO_JUDGED: Final[dict[str, list[Any]]] = {}
+_NO_FROZEN: Final[dict[str, int]] = {}
 HOUR_MS = 3_600_000
 
 
@@ -144,7 +147,7 @@ def _record(
     auditor can replay a number's decisions in the order the worker made them.
     """
     state["seq"] = verdict["seq"] = state.get("seq", 0) + 1
-    judged = dict(state.get("judged", {}))
+    judged = dict(state.get("judged", _NO_JUDGED))
     # Rows are written as plain lists in the field order of Judged / Use (read back through them):
     # building the named tuple first cost ~1 µs a decision (bench/decision_path.py).
     judged[sub.event_id] = [
@@ -170,7 +173,7 @@ def _duplicate(state: State, sub: Submission, reason: str, policy: Policy) -> tu
     """Every duplicate blacklists the number for the licence and freezes it for `freeze_ms`."""
     new: State = dict(state)  # type: ignore[assignment]
     until = sub.now_ms + policy.freeze_ms
-    new["frozen"] = {**state.get("frozen", {}), sub.license_id: until}
+    new["frozen"] = {**state.get("frozen", _NO_FROZEN), sub.license_id: until}
     blacklist = state.get("blacklist", [])
     if sub.license_id not in blacklist:
         new["blacklist"] = [*blacklist, sub.license_id]
@@ -193,7 +196,7 @@ def decide(state: State | None, sub: Submission, policy: Policy) -> tuple[dict[s
     binding = state.get("binding")
 
     # 2. An event id already judged for this number: the same verdict again, nothing changes.
-    row = state.get("judged", {}).get(sub.event_id)
+    row = state.get("judged", _NO_JUDGED).get(sub.event_id)
     if row is not None:
         seen = Judged(*row)
         again = _verdict(
@@ -233,7 +236,7 @@ def decide(state: State | None, sub: Submission, policy: Policy) -> tuple[dict[s
         return verdict, new
 
     # 4. Frozen for this licence: a failed shipment, but the freeze is not extended.
-    frozen_until = state.get("frozen", {}).get(sub.license_id)
+    frozen_until = state.get("frozen", _NO_FROZEN).get(sub.license_id)
     if frozen_until is not None and frozen_until > now:
         new = dict(state)  # type: ignore[assignment]
         verdict = _verdict(
