@@ -32,13 +32,13 @@ ifndef SEED
 SEED := $(shell od -An -N2 -tu2 /dev/urandom | tr -d ' ')
 endif
 
-# The whole suite runs on the build `make native` left (compiled where it could be), then the pure
-# core's and the processor's tests again on their Python reference.
+# The whole suite runs on the build `make native` left (compiled where it could be), then the quick
+# tier (no broker) again on the Python build.
 test: $(STAMP) $(NATIVE)
 	@echo "test order: random, seed $(SEED) (make test SEED=$(SEED) repeats it); decision path: $$($(BIN)/python -c 'from streams import native; print(native.build)')"
 	$(BIN)/python -m pytest -q -p randomly --randomly-seed=$(SEED)
 	@echo "again on the Python reference of the decision path (TRACKGUARD_PURE=1):"
-	TRACKGUARD_PURE=1 $(BIN)/python -m pytest -q -p randomly --randomly-seed=$(SEED) tests/core tests/test_processor.py tests/test_fuzz_input.py
+	TRACKGUARD_PURE=1 $(BIN)/python -m pytest -q -p randomly --randomly-seed=$(SEED) -m "not broker"
 
 # ruff (lint + format check) and mypy (strict on streams/core): .ci/run runs this before the tests.
 lint: $(STAMP)

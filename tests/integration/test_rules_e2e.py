@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import os
+import subprocess
+import sys
 import time
 
 import orjson
@@ -169,4 +172,15 @@ def test_zz_the_auditor_agrees_with_everything_this_module_did(guard):
     report = audit(guard.settings, idle_s=2.0, exactly_once=True)  # no crash here: every answer exactly once
     assert report.ok, report.render()
     assert report.counts["replayed_against_core"] >= 20
+    # The same replay on the Python build of the core (the worker ran the build the tests run:
+    # compiled where `make native` could build it), through the CLI: both builds decide alike.
+    done = subprocess.run(
+        [sys.executable, "-m", "streams", "--config", str(guard.config_path), "audit", "--idle", "2", "--json"],
+        env={**os.environ, "TRACKGUARD_PURE": "1", "TRACKGUARD_BROKER": guard.settings.broker},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert orjson.loads(done.stdout)["counts"]["replayed_against_core"] >= report.counts["replayed_against_core"]
     assert len(guard.collector.verdicts) >= 20 and guard.contract_violations() == []
