@@ -12,8 +12,7 @@ Per batch the hot path:
 4. produces one changelog record per changed key and the re-keyed forwards with a
    confluent-kafka producer (C batching, ~1 µs a record instead of Faust's per-message send
    path), and waits until the broker has them;
-5. only then produces the verdicts, command results and failed verdicts re-keyed by store
-   (store performance), and ends each changelog partition with
+5. only then produces the verdicts and command results, and ends each changelog partition with
    a one-record batch (Tansu's watermarks) whose offset becomes the store's persisted offset;
 6. when the broker has those too, marks the source offsets acked, so that Faust's commit can
    never pass a record whose changelog and verdict are not written, and no verdict is ever out
@@ -249,8 +248,6 @@ class HotPath:
         for rec in result.produce:
             if rec.topic not in hops:
                 self._send(produce, rec)
-        for rec in result.failures:  # store performance's share of the verdicts
-            self._send(produce, rec)
         offsets: dict[int, int] = {}
         flushes = [self._flushed(self.producer)]
         marker_producer = self.marker_producer
@@ -372,7 +369,6 @@ class HotPath:
         if err.code() in RECORD_ERRORS and msg.topic() not in (
             self.store.changelog_topic,
             self.settings.topics.invalid,
-            self.settings.stores_topic,  # a store's failure lost: its performance would drift
         ):
             self.refused.append((err, msg.topic(), msg.key(), msg.value()))
         else:  # a changelog record or a dead letter refused: state and topics would drift

@@ -4,9 +4,6 @@ This is the glue between the pure core and the hot path: it knows topics and par
 Faust, no client library and no clock. The hot path (`streams.hotpath`) feeds it records, reads
 state through `read_state`, and writes what it returns.
 
-Store performance: every failed verdict (duplicate, frozen) also goes out re-keyed by its store
-(`BatchResult.failures`), to the topic streams.stores counts from.
-
 Routing: a submission whose key already is its normalized number *and* sits on that number's
 partition is decided in place; any other is forwarded once to the repartition topic, keyed by the
 number, with its original Kafka timestamp (the rules' "now"), and decided when it comes back.
@@ -24,7 +21,6 @@ from .core import state as state_codec
 from .core.commands import CommandRejection, apply_command, parse_command, rejection_result
 from .core.deadletters import Source, dead_letter_key, describe, internal_error, invalid_verdict
 from .core.events import Rejection, parse_submission
-from .core.performance import failure_of, store_key
 from .core.reuse import newly_reused
 from .core.rules import State, Verdict, decide
 from .core.state import StateVersionError
@@ -63,9 +59,6 @@ class BatchResult:
     # (a typed code could otherwise make a label value per typo).
     reasons: Counter = field(default_factory=Counter)
     command_results: list[dict] = field(default_factory=list)  # for HTTP callers awaiting them
-    # Failed verdicts (duplicate, frozen) re-keyed by store, for store performance (streams.stores):
-    # produced with the verdicts (exactly once: in the same transaction), not read back from them.
-    failures: list[OutRecord] = field(default_factory=list)
 
 
 ReadState = Callable[[int, bytes], "bytes | None"]
@@ -81,7 +74,6 @@ class GuardProcessor:
         self.repartition = settings.repartition_topic
         self.commands = settings.topics.commands
         self.partitions = settings.partitions
-        self.stores_topic = settings.stores_topic
         # verdict -> its topic, looked up per event here rather than through a Settings method
         self.verdict_topic = {v: settings.topics.for_verdict(v) for v in (ACCEPTED, DUPLICATE, FROZEN, INVALID)}
 
@@ -154,19 +146,6 @@ class GuardProcessor:
                     state_codec.INDEX_VALUE
                 )
         produce(OutRecord(self.verdict_topic[verdict["verdict"]], key, encoded, source=rec))
-        if verdict["verdict"] is not ACCEPTED:
-            failure = failure_of(verdict)
-            if failure is not None:
-                store = store_key(failure.license_id, failure.store_id)
-                result.failures.append(
-                    OutRecord(
-                        self.stores_topic,
-                        store,
-                        orjson.dumps(list(failure)),
-                        partition_for(store, self.partitions),
-                        source=rec,
-                    )
-                )
         counts[verdict["verdict"]] += 1
         result.reasons[
             (verdict["verdict"], verdict["reason"], parsed.carrier_code if parsed.carrier_known else "other")

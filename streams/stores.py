@@ -1,14 +1,11 @@
-"""Store performance in the worker: failed verdicts, re-keyed by store -> the `stores` table ->
-`stores.alerts`. The counting is streams/core/performance.py.
+"""Store performance in the worker: failed verdicts -> one re-keying hop by store -> the `stores`
+table -> `stores.alerts`. The counting is streams/core/performance.py.
 
-The hot path writes each failed verdict a second time, keyed by its store, to
-`<app_id>-failures-by-store` (streams.processor, `BatchResult.failures`; exactly once in the
-verdict's own transaction). Failures are few next to submissions, so counting them uses Faust's
-own per-message agent and table (changelog, recovery, standbys) rather than the hot path. The
-count is at least once in both processing guarantees: a failure delivered again is counted once
-(the state keeps the month's event ids), and an alert is published — and acknowledged by the
-broker — before the state that remembers it, so a crash in between re-sends it with the same
-`alert_id`, never loses it.
+Failures are few next to submissions, so this path uses Faust's own per-message agents and table
+(changelog, recovery, standbys) rather than the hot path. It is at least once in both processing
+guarantees: a failure delivered again is counted once (the state keeps the month's event ids),
+and an alert is published — and acknowledged by the broker — before the state that remembers it,
+so a crash in between re-sends it with the same `alert_id`, never loses it.
 """
 
 from __future__ import annotations
@@ -23,8 +20,9 @@ from typing import Any
 import faust
 import orjson
 
-from .core.performance import Failure, StoreState, count
+from .core.performance import Failure, StoreState, count, failure_of, store_key
 from .hotpath import die
+from .partitioning import partition_for
 from .settings import STORES_TABLE, Settings
 
 log = logging.getLogger("trackguard.stores")
@@ -36,10 +34,30 @@ def wire(app: faust.App, settings: Settings) -> Any:
     stores = app.Table(
         STORES_TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes, help="failures per store"
     )
+    failed = app.topic(settings.topics.duplicate, settings.topics.frozen, key_type=bytes, value_type=bytes)
     by_store = app.topic(settings.stores_topic, key_type=bytes, value_type=bytes, partitions=settings.partitions)
     alerts = app.topic(settings.topics.alerts, key_type=bytes, value_type=bytes, partitions=settings.partitions)
     alerts_published: Counter[str] = Counter()  # alert kind -> alerts this worker published (streams.metrics)
     app.trackguard_alerts_published = alerts_published  # type: ignore[attr-defined]
+
+    @app.agent(failed, name="failures-by-store")
+    async def rekey(stream: faust.StreamT) -> None:
+        """The verdict topics are keyed by number; a store's failures must meet in one partition."""
+        async with _fatal("failures-by-store"):
+            await _rekey(stream)
+
+    async def _rekey(stream: faust.StreamT) -> None:
+        async for value in stream:
+            try:
+                failure = failure_of(orjson.loads(value))
+            except (orjson.JSONDecodeError, TypeError, AttributeError):
+                failure = None  # not ours: only the hot path writes verdicts, but the topic is open
+            if failure is None:
+                continue
+            key = store_key(failure.license_id, failure.store_id)
+            await by_store.send(
+                key=key, value=orjson.dumps(list(failure)), partition=partition_for(key, settings.partitions)
+            )
 
     @app.agent(by_store, name="store-performance")
     async def perform(stream: faust.StreamT) -> None:

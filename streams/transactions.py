@@ -166,11 +166,10 @@ class TransactionalHotPath(HotPath):
                     await self._fenced(fenced)
                 refused = [e for e in self.delivery_errors if e[0].code() in RECORD_ERRORS]
                 if any(
-                    topic in (self.store.changelog_topic, self.settings.topics.invalid, self.settings.stores_topic)
-                    for _e, topic, *_ in refused
+                    topic in (self.store.changelog_topic, self.settings.topics.invalid) for _e, topic, *_ in refused
                 ):
                     raise FatalProducerError(
-                        f"the broker refused a changelog record, dead letter or store failure: {refused[0][0]}"
+                        f"the broker refused a changelog record or dead letter: {refused[0][0]}"
                     ) from None
                 if not refused:
                     self.uncommitted.clear()  # this batch's and every later one's: all void
@@ -210,8 +209,6 @@ class TransactionalHotPath(HotPath):
         for rec in result.produce:
             if not skip or (rec.topic, rec.key, rec.value) not in skip:
                 self._send(produce, rec)
-        for rec in result.failures:
-            self._send(produce, rec)
         topic = self.store.changelog_topic
         for p, items in result.state_writes.items():
             for key, value in items.items():

@@ -58,7 +58,6 @@ class Build:
             sorted(result.counts.items()),
             sorted(result.reasons.items()),
             [orjson.dumps(r) for r in result.command_results],
-            [(r.topic, r.key, r.value, r.partition, r.source.offset) for r in result.failures],
         ]
 
 

@@ -6,7 +6,6 @@ import orjson
 
 from streams import native
 from streams import settings as settings_mod
-from streams.core.performance import Failure, failure_of, store_key
 from streams.partitioning import murmur2, partition_for
 from streams.processor import GuardProcessor, InRecord, OutRecord
 
@@ -364,25 +363,3 @@ def test_verdicts_are_counted_by_verdict_reason_and_carrier_for_metrics():
         ("invalid", "MALFORMED_JSON", ""): 1,
         ("accepted", "FIRST_USE", "other"): 1,  # a carrier outside the book: one label value for all
     }
-
-
-def test_failed_verdicts_go_out_again_keyed_by_store_for_store_performance():
-    p = partition_for(b"RR123456785CN", SETTINGS.partitions)
-    result = GuardProcessor(SETTINGS).process(
-        [
-            rec(event("e1"), b"RR123456785CN", offset=0),
-            rec(event("e2", order="O2"), b"RR123456785CN", offset=1),  # duplicate
-            rec(event("e3", order="O3"), b"RR123456785CN", offset=2),  # frozen
-            rec(b"not json", b"k", offset=3),  # invalid: no store to count it against
-        ],
-        Store().read,
-    )
-    store = store_key("L1", "S1")
-    assert [(f.topic, f.key, f.partition, f.source.offset) for f in result.failures] == [
-        (SETTINGS.stores_topic, store, partition_for(store, SETTINGS.partitions), 1),
-        (SETTINGS.stores_topic, store, partition_for(store, SETTINGS.partitions), 2),
-    ]
-    verdicts = [orjson.loads(r.value) for r in result.produce if r.topic in (T.duplicate, T.frozen)]
-    # The record is the verdict's Failure, as streams.stores reads it back.
-    assert [Failure(*orjson.loads(f.value)) for f in result.failures] == [failure_of(v) for v in verdicts]
-    assert p in result.state_writes
