@@ -65,8 +65,15 @@ def _digests() -> dict[str, str]:
     return {m: hashlib.sha256(_source(m).read_bytes()).hexdigest() for m in MODULES}
 
 
-def _compiled_present() -> bool:
-    return any(PACKAGE_DIR.glob("_native__mypyc*" + importlib.machinery.EXTENSION_SUFFIXES[0]))
+def _compiled_parts() -> list[bool]:
+    """Whether each part of a build for this interpreter (its ABI suffix) is there: the shared
+    library, then every module's extension."""
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    parts = [
+        PACKAGE_DIR / f"_native__mypyc{suffix}",
+        *(_source(m).with_name(_source(m).stem + suffix) for m in MODULES),
+    ]
+    return [part.exists() for part in parts]
 
 
 class _SourceFinder(importlib.abc.MetaPathFinder):
@@ -92,22 +99,27 @@ class _SourceFinder(importlib.abc.MetaPathFinder):
         return importlib.util.spec_from_file_location(fullname, source) if source.exists() else None
 
 
+def choose(pure_asked: bool, parts: list[bool], built_from: object, sources: dict[str, str]) -> tuple[bool, str]:
+    """(use the compiled build, why not when it is not and a reason is worth telling)."""
+    if pure_asked:
+        return False, "TRACKGUARD_PURE=1"
+    if not any(parts):
+        return False, ""  # never built here: the plain Python package
+    if not all(parts):
+        return False, "the compiled build is incomplete: make native"
+    if built_from != sources:
+        return False, "the compiled build is older than its sources: make native"
+    return True, ""
+
+
 def select() -> str:
     """Choose the build before any module of MODULES is imported; returns what was chosen."""
     global build
-    reason = ""
-    if os.environ.get("TRACKGUARD_PURE") == "1":
-        reason = "TRACKGUARD_PURE=1"
-    elif not _compiled_present():
-        reason = ""  # never built here: the plain Python package
-    else:
-        try:
-            built_from = json.loads(BUILT_FROM.read_text())
-        except (OSError, ValueError):
-            built_from = None
-        if built_from != _digests():
-            reason = "the compiled build is older than its sources: make native"
-    use_compiled = _compiled_present() and not reason
+    try:
+        built_from = json.loads(BUILT_FROM.read_text())
+    except (OSError, ValueError):
+        built_from = None
+    use_compiled, reason = choose(os.environ.get("TRACKGUARD_PURE") == "1", _compiled_parts(), built_from, _digests())
     build = "compiled" if use_compiled else f"python ({reason})" if reason else "python"
     sys.meta_path.insert(0, _SourceFinder(frozenset() if use_compiled else frozenset(MODULES)))
     return build

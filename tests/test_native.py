@@ -2,9 +2,9 @@
 record, for the demo's sample and for hypothesis's submissions, commands and broken input.
 
 Both builds run in this process: `streams.*` is the compiled build, `trackguard_reference.*` the
-same sources loaded as Python (streams/native.py). Where nothing is compiled the test is skipped
-with the reason, unless TRACKGUARD_REQUIRE_NATIVE=1 (.ci/run) makes that a failure; a run that
-asked for the Python build (TRACKGUARD_PURE=1) skips it.
+same sources loaded as Python (streams/native.py). Where nothing is compiled those tests are
+skipped with the reason, unless TRACKGUARD_REQUIRE_NATIVE=1 (.ci/run) makes that a failure; a run
+that asked for the Python build (TRACKGUARD_PURE=1) skips them.
 """
 
 from __future__ import annotations
@@ -25,10 +25,14 @@ from streams.partitioning import partition_for
 from streams.sample import generate
 from tests.test_fuzz_input import broken_events
 
-if native.build != "compiled":
+
+def compiled_or_skip() -> None:
+    if native.build == "compiled":
+        return
     if os.environ.get("TRACKGUARD_REQUIRE_NATIVE") == "1" and os.environ.get("TRACKGUARD_PURE") != "1":
-        raise RuntimeError(f"TRACKGUARD_REQUIRE_NATIVE=1 but the decision path is {native.build}: make native")
-    pytest.skip(f"no compiled build here ({native.build}): make native", allow_module_level=True)
+        pytest.fail(f"TRACKGUARD_REQUIRE_NATIVE=1 but the decision path is {native.build}: make native")
+    pytest.skip(f"no compiled build here ({native.build}): make native")
+
 
 SETTINGS = settings_mod.load()
 NOW = 1_790_000_000_000
@@ -65,7 +69,20 @@ def builds() -> tuple[Build, Build]:
     return Build(streams.processor, settings_mod), Build(native.reference("processor"), native.reference("settings"))
 
 
+def test_the_build_is_chosen_all_or_none_and_only_when_current():
+    sources = {"streams.core.rules": "abc"}
+    assert native.choose(False, [True, True], sources, sources) == (True, "")
+    assert native.choose(True, [True, True], sources, sources) == (False, "TRACKGUARD_PURE=1")
+    assert native.choose(False, [False, False], None, sources) == (False, "")
+    assert native.choose(False, [True, False], sources, sources)[1].startswith("the compiled build is incomplete")
+    assert native.choose(False, [True, True], {"streams.core.rules": "old"}, sources)[1].startswith(
+        "the compiled build is older than its sources"
+    )
+    assert native.choose(False, [True, True], None, sources)[0] is False  # no record of what it was built from
+
+
 def test_the_two_builds_are_what_they_claim():
+    compiled_or_skip()
     assert native.is_compiled(streams.processor)
     reference = native.reference("processor")
     assert not native.is_compiled(reference)
@@ -83,6 +100,7 @@ def _in_place(value: bytes) -> tuple[str, int, bytes | None, bytes, int]:
 
 
 def test_the_demo_sample_gives_the_same_bytes_in_both_builds():
+    compiled_or_skip()
     compiled, reference = builds()
     events = generate(6_000, SETTINGS.carriers, end_ms=NOW)
     records = [(*_in_place(e.value)[:4], e.ts_ms) for e in events]
@@ -178,6 +196,7 @@ def histories(draw) -> list[tuple[str, int, bytes | None, bytes | None, int]]:
 @hsettings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(histories(), st.integers(1, 8))
 def test_any_history_gives_the_same_bytes_in_both_builds(records, batch):
+    compiled_or_skip()
     compiled, reference = builds()
     for start in range(0, len(records), batch):
         chunk = records[start : start + batch]
