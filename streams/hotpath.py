@@ -129,7 +129,9 @@ class Pending:
     def __init__(self, result: BatchResult, records: int, decide_s: float, started: float) -> None:
         self.result, self.records, self.decide_s, self.started = result, records, decide_s, started
         self.source_offsets: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset to read
-        self.group = b""  # serialized consumer-group metadata (streams.transactions.group_metadata)
+        # serialized consumer-group metadata (streams.transactions.group_metadata); None: decided
+        # while this worker was no group member, so it must not commit
+        self.group: bytes | None = b""
 
 
 class HotPath:
@@ -728,11 +730,18 @@ def _hot_next(self: Any) -> dict:
     return self.__dict__.setdefault("hot_next", {})
 
 
-def _group_metadata(self: Any) -> bytes:
-    """The consumer group's identity now (aiokafka's coordinator), for a transaction's offsets."""
+def _group_metadata(self: Any) -> bytes | None:
+    """The consumer group's identity now (aiokafka's coordinator), for a transaction's offsets; None
+    while this worker is no member (kicked out, e.g. paused past its session, and not yet rejoined:
+    aiokafka then holds generation -1 and no member id). Offsets sent under those would not be
+    fenced at all — Kafka takes generation -1 for a producer outside any group — so such a batch
+    must never commit (TransactionalHotPath.finish); found by the zombie test, which saw 121
+    submissions decided twice when a resumed worker committed a batch it began in that window."""
     from .transactions import group_metadata
 
     coordinator = self._thread._ensure_consumer()._coordinator
+    if coordinator.generation < 0 or not coordinator.member_id:
+        return None
     return group_metadata(self.app.conf.id, coordinator.generation, coordinator.member_id)
 
 

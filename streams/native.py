@@ -5,9 +5,9 @@ next to each source a C extension, which Python imports before the .py, and one 
 `streams/_native__mypyc*.so`. The sources stay plain typed Python and the reference: the package
 works unchanged where no compiler (or no mypy) is present, only slower.
 
-At import (`streams/__init__.py` calls `select()`) the compiled build is used only when it was
-built from the sources as they are now (SHA-256 recorded at build time) and TRACKGUARD_PURE is not
-"1"; otherwise every module of MODULES loads from its .py. All or none: compiled modules call
+At import (`streams/__init__.py` calls `select()`) the compiled build is used only when it is
+whole (for this interpreter), was built from the sources as they are now (SHA-256 recorded at
+build time), and TRACKGUARD_PURE is not "1"; otherwise every module of MODULES loads from its .py. All or none: compiled modules call
 each other natively, past sys.modules, so a compiled processor would keep calling a stale
 compiled `decide` even if rules.py were loaded from source.
 

@@ -7,9 +7,11 @@ on a real Kafka cluster in tests/integration/test_exactly_once.py.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from confluent_kafka import Consumer
@@ -156,3 +158,41 @@ def test_an_abort_that_meets_a_bumped_epoch_or_a_fatal_error_renews_the_producer
     hot.producer = Refusing(KafkaError._TRANSPORT)
     with pytest.raises(FatalProducerError):
         hot._abort()
+
+
+def consumer_in_group(generation: int, member_id: str) -> SimpleNamespace:
+    coordinator = SimpleNamespace(generation=generation, member_id=member_id)
+    consumer = SimpleNamespace(_coordinator=coordinator)
+    return SimpleNamespace(
+        _thread=SimpleNamespace(_ensure_consumer=lambda: consumer), app=SimpleNamespace(conf=SimpleNamespace(id="app"))
+    )
+
+
+def test_no_group_identity_while_the_worker_is_no_member():
+    """aiokafka resets the generation to -1 and forgets the member id when the group has thrown the
+    worker out (paused past its session); Kafka does not fence offsets sent under those."""
+    from streams.hotpath import _group_metadata
+
+    assert _group_metadata(consumer_in_group(4, "m-1")) == group_metadata("app", 4, "m-1")
+    assert _group_metadata(consumer_in_group(-1, "")) is None
+    assert _group_metadata(consumer_in_group(4, "")) is None
+
+
+def test_a_batch_decided_outside_the_group_is_voided_not_committed():
+    from streams.hotpath import BatchAborted, Pending
+    from streams.processor import BatchResult
+    from streams.transactions import TransactionalHotPath
+
+    class NoProducer:  # the batch must not reach the producer at all
+        def __getattr__(self, name):
+            raise AssertionError(f"producer.{name} called")
+
+    hot = object.__new__(TransactionalHotPath)
+    hot.producer = NoProducer()
+    hot.uncommitted = {(0, b"RR123456785CN"): b"{}", (1, b"LATER"): b"{}"}
+    pending = Pending(BatchResult(), 1, 0.0, 0.0)
+    pending.source_offsets = {("shipments.submitted", 0): 10}
+    pending.group = None
+    with pytest.raises(BatchAborted, match="no member of the group"):
+        asyncio.run(hot.finish(pending))
+    assert hot.uncommitted == {}  # every batch decided on top of it is void too
