@@ -115,11 +115,16 @@ def choose(pure_asked: bool, parts: list[bool], built_from: object, sources: dic
 def select() -> str:
     """Choose the build before any module of MODULES is imported; returns what was chosen."""
     global build
-    try:
-        built_from = json.loads(BUILT_FROM.read_text())
-    except (OSError, ValueError):
-        built_from = None
-    use_compiled, reason = choose(os.environ.get("TRACKGUARD_PURE") == "1", _compiled_parts(), built_from, _digests())
+    parts = _compiled_parts()
+    built_from: object = None
+    sources: dict[str, str] = {}
+    if all(parts):  # only then is there something to hash the sources against (every CLI start)
+        try:
+            built_from = json.loads(BUILT_FROM.read_text())
+        except (OSError, ValueError):
+            pass
+        sources = _digests()
+    use_compiled, reason = choose(os.environ.get("TRACKGUARD_PURE") == "1", parts, built_from, sources)
     build = "compiled" if use_compiled else f"python ({reason})" if reason else "python"
     sys.meta_path.insert(0, _SourceFinder(frozenset() if use_compiled else frozenset(MODULES)))
     return build
@@ -157,19 +162,16 @@ def clean() -> None:
         path.unlink(missing_ok=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    command = (argv if argv is not None else sys.argv[1:]) or ["status"]
-    if command[0] == "build":
-        try:
-            compile_in_place()
-        except OSError as exc:
-            clean()
-            print(f"trackguard: no compiled build ({exc}); the Python reference runs, slower", file=sys.stderr)
-            return 0 if "--optional" in command else 1
-        print("trackguard: decision path compiled with mypyc (TRACKGUARD_PURE=1 runs the Python reference)")
-        return 0
-    if command[0] == "clean":
+def main(argv: list[str]) -> int:
+    """`make native`: ["build"], or ["build", "--optional"] to go on without a compiler."""
+    if argv[:1] != ["build"]:
+        print("usage: main(['build']) or main(['build', '--optional'])", file=sys.stderr)
+        return 2
+    try:
+        compile_in_place()
+    except OSError as exc:
         clean()
-        return 0
-    print(build)
+        print(f"trackguard: no compiled build ({exc}); the Python reference runs, slower", file=sys.stderr)
+        return 0 if "--optional" in argv else 1
+    print("trackguard: decision path compiled with mypyc (TRACKGUARD_PURE=1 runs the Python reference)")
     return 0

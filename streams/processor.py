@@ -22,7 +22,7 @@ from .core.commands import CommandRejection, apply_command, parse_command, rejec
 from .core.deadletters import Source, dead_letter_key, describe, internal_error, invalid_verdict
 from .core.events import Rejection, parse_submission
 from .core.reuse import newly_reused
-from .core.rules import State, Verdict, decide
+from .core.rules import State, decide
 from .core.state import StateVersionError
 from .partitioning import partition_for
 from .settings import Settings
@@ -62,7 +62,6 @@ class BatchResult:
 
 
 ReadState = Callable[[int, bytes], "bytes | None"]
-ACCEPTED, DUPLICATE, FROZEN, INVALID = Verdict.ACCEPTED, Verdict.DUPLICATE, Verdict.FROZEN, Verdict.INVALID
 
 
 class GuardProcessor:
@@ -74,8 +73,7 @@ class GuardProcessor:
         self.repartition = settings.repartition_topic
         self.commands = settings.topics.commands
         self.partitions = settings.partitions
-        # verdict -> its topic, looked up per event here rather than through a Settings method
-        self.verdict_topic = {v: settings.topics.for_verdict(v) for v in (ACCEPTED, DUPLICATE, FROZEN, INVALID)}
+        self.verdict_topic = settings.topics.by_verdict  # a dict lookup per event, not a Settings method call
 
     def process(self, records: Iterable[InRecord], read_state: ReadState) -> BatchResult:
         result = BatchResult()

@@ -267,9 +267,14 @@ class Topics:
         }
         object.__setattr__(self, "_by_verdict", by_verdict)  # frozen: set once, looked up per verdict
 
+    @property
+    def by_verdict(self) -> dict[str, str]:
+        """verdict (core.rules.Verdict) -> its topic (not a field: every field is a topic)."""
+        return self._by_verdict  # type: ignore[attr-defined]
+
     def for_verdict(self, verdict: str) -> str:
         """The topic of a verdict (core.rules.Verdict)."""
-        return self._by_verdict[verdict]  # type: ignore[attr-defined]
+        return self.by_verdict[verdict]
 
     @property
     def verdicts(self) -> tuple[str, ...]:

@@ -5,7 +5,7 @@ Pure: the caller passes in the event time, the carrier book and the limits.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -38,6 +38,11 @@ class Limits:
     # Not a size, but an input rule that travels with these to parse_submission: set from
     # [policy] license_id_format (one of LICENSE_ID_FORMATS).
     license_id_format: str = "any"
+    # (field, for_field(field)) in REQUIRED order, derived once: parse_submission reads it per event.
+    required_limits: tuple[tuple[str, int], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "required_limits", tuple((name, self.for_field(name)) for name in REQUIRED))
 
     def for_field(self, name: str) -> int:
         """The most characters a submission field may have as sent (before normalization)."""
@@ -133,19 +138,6 @@ def license_id_problem(license_id: str, id_format: str) -> Rejection | None:
     return None
 
 
-_field_limits_of: dict[int, tuple[Limits, tuple[tuple[str, int], ...]]] = {}
-
-
-def _field_limits(limits: Limits) -> tuple[tuple[str, int], ...]:
-    """(field, its limit) in REQUIRED order: asked for every event, worked out once per Limits."""
-    known = _field_limits_of.get(id(limits))
-    if known is None or known[0] is not limits:
-        if len(_field_limits_of) > 64:  # tests make many; a worker has one
-            _field_limits_of.clear()
-        known = _field_limits_of[id(limits)] = (limits, tuple((name, limits.for_field(name)) for name in REQUIRED))
-    return known[1]
-
-
 def parse_submission(raw: bytes | None, now_ms: int, carriers: CarrierBook, limits: Limits) -> Submission | Rejection:
     """Rule 1 of the spec, field by field, in a fixed order so the reason is deterministic."""
     if raw is None:
@@ -160,7 +152,7 @@ def parse_submission(raw: bytes | None, now_ms: int, carriers: CarrierBook, limi
     if not isinstance(obj, dict):
         return Rejection("NOT_AN_OBJECT", f"event must be a JSON object, got {type(obj).__name__}", {})
     values: list[str] = []
-    for name, limit in _field_limits(limits):
+    for name, limit in limits.required_limits:
         value = obj.get(name)
         if isinstance(value, str):  # the common case, inline; _text_field names any problem
             value = value.strip()
