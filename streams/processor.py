@@ -60,6 +60,20 @@ class BatchResult:
     reasons: Counter = field(default_factory=Counter)
     command_results: list[dict] = field(default_factory=list)  # for HTTP callers awaiting them
 
+    def extend(self, later: BatchResult) -> None:
+        """Add a batch decided after this one, to go out together: its records after these, and
+        for a key both touched, its state (the later one is the key's state now)."""
+        self.produce.extend(later.produce)
+        for partition, items in later.state_writes.items():
+            mine = self.state_writes.get(partition)
+            if mine is None:
+                self.state_writes[partition] = dict(items)
+            else:
+                mine.update(items)
+        self.counts.update(later.counts)
+        self.reasons.update(later.reasons)
+        self.command_results.extend(later.command_results)
+
 
 ReadState = Callable[[int, bytes], "bytes | None"]
 

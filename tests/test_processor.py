@@ -363,3 +363,30 @@ def test_verdicts_are_counted_by_verdict_reason_and_carrier_for_metrics():
         ("invalid", "MALFORMED_JSON", ""): 1,
         ("accepted", "FIRST_USE", "other"): 1,  # a carrier outside the book: one label value for all
     }
+
+
+def test_batches_extended_into_one_go_out_as_the_one_batch_deciding_them_all_would():
+    # The hot path merges batches decided while a commit is in flight into the next one.
+    first = [rec(event("e1"), b"RR123456785CN", offset=0), rec(event("e2", order="O2"), b"RR123456785CN", offset=1)]
+    second = [
+        rec(event("e3", order="O3", license="L2"), b"RR123456785CN", offset=2),
+        rec(event("e4", number="RR000000000CN"), b"RR000000000CN", offset=3),
+        rec(b"{not json", b"k", offset=4),
+    ]
+    proc = GuardProcessor(SETTINGS)
+    store = Store()
+    merged = proc.process(first, store.read)
+    for p, items in merged.state_writes.items():
+        store.update({(p, k): v for k, v in items.items()})
+    later = proc.process(second, store.read)
+    merged.extend(later)
+    whole = GuardProcessor(SETTINGS).process(first + second, Store().read)
+
+    def records(result):
+        return [(r.topic, r.key, r.value, r.partition, r.timestamp_ms) for r in result.produce]
+
+    assert records(merged) == records(whole)
+    assert merged.state_writes == whole.state_writes
+    assert merged.counts == whole.counts and merged.reasons == whole.reasons
+    assert merged.command_results == whole.command_results
+    assert later.state_writes  # the later batch's own result is left as it was
