@@ -152,7 +152,7 @@ class Metrics:
         self.registry.register(WorkerCollector(hot, partitions, data_dir))
         self.batch_records = Histogram(
             "trackguard_batch_records",
-            "records per hot-path batch (a fetch), counted once the broker has the batch",
+            "records per hot-path batch (the fetches acknowledged together), counted once the broker has the batch",
             buckets=RECORDS_BUCKETS,
             registry=self.registry,
         )

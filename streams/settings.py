@@ -128,7 +128,13 @@ DECLARED: tuple[Setting, ...] = (
         "host name other workers use to forward requests here (empty: web_bind, or this host's name when binding all interfaces)",
         "TRACKGUARD_WEB_HOST",
     ),
-    Setting("worker", "batch_max", int, 5000, "records per fetch, i.e. per hot-path batch, at most"),
+    Setting(
+        "worker",
+        "batch_max",
+        int,
+        5000,
+        "records per fetch, at most; a hot-path batch is one fetch, plus one more taken in while the batch before it is acknowledged",
+    ),
     Setting("worker", "fetch_max_wait_ms", int, 25, "how long an empty fetch waits at the broker (Faust's own: 1500)"),
     Setting(
         "worker", "broker_lost_after_s", float, 60.0, "a worker that cannot reach the broker this long stops (exit 70)"
