@@ -17,7 +17,7 @@ Per batch the hot path:
 6. when the broker has those too, marks the source offsets acked, so that Faust's commit can
    never pass a record whose changelog and verdict are not written, and no verdict is ever out
    for a decision the changelog could still lose. The next batch is decided while one is in
-   flight; exactly once, every batch decided during a commit goes into the next transaction.
+   flight, and what arrives meanwhile joins it (exactly once: the next transaction).
 
 It also restores changelog fetches in one WriteBatch each during recovery (`_restore`), and
 lowers aiokafka's empty-fetch wait, which Faust hard-codes to 1.5 s.
@@ -158,10 +158,10 @@ class Pending:
 class HotPath:
     """Decide a batch (`begin`, synchronous), then wait for the broker's acks (`finish`).
 
-    The consumer loop finishes one batch at a time, in a task, and meanwhile decides the next (at
-    least once, one batch ahead; exactly once, everything fetched meanwhile, taken in with
-    `Pending.absorb`), so deciding overlaps the broker's round trips; offsets are acked strictly
-    in order, each only after its own batch is finished.
+    The consumer loop finishes one batch at a time, in a task, and meanwhile decides the next one,
+    so deciding overlaps the broker's round trips; when the acks are in, what was fetched since
+    joins that next batch (`Pending.absorb`). Offsets are acked strictly in order, each only after
+    its own batch is finished.
 
     Acks: the bulk producer reports deliveries only on error (`delivery.report.only.error`), and
     a batch is acknowledged when `flush()` has seen the producer's queue empty, i.e. every record
@@ -554,9 +554,9 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:
     One batch is acknowledged at a time (exactly once: one transaction), in a task. Meanwhile the
     loop fetches and decides one batch ahead, and when the acks are in it takes whatever else has
     been fetched into that batch too before handing it on: a submission that arrives during a
-    commit goes out with the next one, not the one after it. (Exactly once, a commit costs ~0.6 ms
+    commit goes out with the next one, not the one after it. (Exactly once, a commit costs ~0.45 ms
     per partition written on one Kafka node, since librdkafka sends a produce request per
-    partition: the fewer, fuller transactions, the better. At least once, the acks are a flush of
+    partition, bench/txn_cycle.py: the fewer, fuller transactions, the better. At least once, the acks are a flush of
     the producer's whole queue, which batches decided meanwhile would keep refilling.)
     """
     consumer_should_stop = self._stopped.is_set
@@ -593,7 +593,7 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:
                     waiting = None
                     await _rewind(self, {tp for taken_tps in void for tp in taken_tps})
             if acking is None and waiting is not None:
-                if fetching is None:  # what arrived since it was decided goes with it
+                if fetching is None and self.flow_active:  # what arrived since it was decided goes with it
                     records, _active = await self._wait_next_records(0.0)
                     decided = await _take(self, records)
                     if decided is not None:
