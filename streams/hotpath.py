@@ -132,7 +132,6 @@ class Pending:
         self.taken: dict[Any, list[int]] = {}  # hot partition (Faust TP) -> offsets decided, in order
         self.generation = 0  # the consumer group's generation when it was decided (at least once: acks)
         self.epoch = 0  # the consumer's revoke count when it was decided (exactly once: void if revoked)
-        self.source_offsets: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset to read
         # serialized consumer-group metadata (streams.transactions.group_metadata); None: decided
         # while this worker was no group member, so it must not commit
         self.group: bytes | None = b""
@@ -150,9 +149,13 @@ class Pending:
             self.generation = -2  # matches no generation: never acknowledged
         if later.epoch != self.epoch:
             self.epoch = -1  # matches no epoch: void
-        self.source_offsets.update(later.source_offsets)
         if later.group != self.group:
             self.group = None  # as if decided outside the group: never committed
+
+    @property
+    def source_offsets(self) -> dict[tuple[str, int], int]:
+        """(topic, partition) -> the next offset to read: what its transaction commits (exactly once)."""
+        return {(tp.topic, tp.partition): offsets[-1] + 1 for tp, offsets in self.taken.items() if offsets}
 
 
 class HotPath:
@@ -652,8 +655,7 @@ async def _take(self: Any, records: Any) -> Pending | None:
     pending.taken = taken
     pending.generation = self.app.consumer_generation_id
     pending.epoch = self.__dict__.get("hot_epoch", 0)
-    if self.hot.transactional:  # what its transaction commits, under which group generation
-        pending.source_offsets = {(tp.topic, tp.partition): o[-1] + 1 for tp, o in taken.items() if o}
+    if self.hot.transactional:  # the group generation its transaction commits the offsets under
         pending.group = _group_metadata(self)
     return pending
 

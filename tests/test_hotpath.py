@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 from collections import Counter
 
+from faust.types import TP
+
 from streams.hotpath import YOUNG_COLLECTION_EVERY, Pending, tune_gc
 from streams.processor import BatchResult, OutRecord
 
@@ -22,17 +24,16 @@ def test_tune_gc_freezes_what_is_alive_and_collects_the_young_less_often():
 
 
 def _pending(
-    tp: str, offsets: list[int], *, generation: int = 5, epoch: int = 2, group: bytes | None = b"g5"
+    topic: str, offsets: list[int], *, generation: int = 5, epoch: int = 2, group: bytes | None = b"g5"
 ) -> Pending:
     result = BatchResult(
-        produce=[OutRecord("verdicts", b"k", f"{tp}{o}".encode()) for o in offsets],
-        state_writes={0: {b"k": f"{tp}{offsets[-1]}".encode()}},
+        produce=[OutRecord("verdicts", b"k", f"{topic}{o}".encode()) for o in offsets],
+        state_writes={0: {b"k": f"{topic}{offsets[-1]}".encode()}},
         counts=Counter(accepted=len(offsets)),
     )
     pending = Pending(result, len(offsets), 0.001 * len(offsets), 10.0 + offsets[0])
-    pending.taken = {tp: list(offsets)}
+    pending.taken = {TP(topic, 0): list(offsets)}
     pending.generation, pending.epoch, pending.group = generation, epoch, group
-    pending.source_offsets = {(tp, 0): offsets[-1] + 1}
     return pending
 
 
@@ -40,7 +41,7 @@ def test_a_batch_decided_during_a_commit_joins_the_batch_before_it():
     first = _pending("a", [1, 2])
     first.absorb(_pending("a", [3]))
     first.absorb(_pending("b", [7]))
-    assert first.taken == {"a": [1, 2, 3], "b": [7]}  # acked in order, per partition
+    assert first.taken == {TP("a", 0): [1, 2, 3], TP("b", 0): [7]}  # acked in order, per partition
     assert first.source_offsets == {("a", 0): 4, ("b", 0): 8}
     assert [r.value for r in first.result.produce] == [b"a1", b"a2", b"a3", b"b7"]
     assert first.result.state_writes == {0: {b"k": b"b7"}}  # the key's last state

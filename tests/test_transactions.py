@@ -179,6 +179,8 @@ def test_no_group_identity_while_the_worker_is_no_member():
 
 
 def test_a_batch_decided_outside_the_group_is_voided_not_committed():
+    from faust.types import TP
+
     from streams.hotpath import BatchAborted, Pending
     from streams.processor import BatchResult
     from streams.transactions import TransactionalHotPath
@@ -191,7 +193,7 @@ def test_a_batch_decided_outside_the_group_is_voided_not_committed():
     hot.producer = NoProducer()
     hot.uncommitted = {(0, b"RR123456785CN"): b"{}", (1, b"LATER"): b"{}"}
     pending = Pending(BatchResult(), 1, 0.0, 0.0)
-    pending.source_offsets = {("shipments.submitted", 0): 10}
+    pending.taken = {TP("shipments.submitted", 0): [9]}
     pending.group = None
     with pytest.raises(BatchAborted, match="no member of the group"):
         asyncio.run(hot.finish(pending))
