@@ -7,9 +7,9 @@ works unchanged where no compiler (or no mypy) is present, only slower.
 
 At import (`streams/__init__.py` calls `select()`) the compiled build is used only when it is
 whole (for this interpreter), was built from the sources as they are now (SHA-256 recorded at
-build time), and TRACKGUARD_PURE is not "1"; otherwise every module of MODULES loads from its .py. All or none: compiled modules call
-each other natively, past sys.modules, so a compiled processor would keep calling a stale
-compiled `decide` even if rules.py were loaded from source.
+build time), and TRACKGUARD_PURE is not "1"; otherwise every module of MODULES loads from its
+.py. All or none: compiled modules call each other natively, past sys.modules, so a compiled
+processor would keep calling a stale compiled `decide` even if rules.py were loaded from source.
 
 `reference(name)` imports a module's Python source under the package alias `trackguard_reference`
 beside the compiled one, so a differential test can run both builds on the same input in one
