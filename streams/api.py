@@ -17,7 +17,9 @@ import uuid
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, Protocol
+from urllib.parse import quote, unquote
 
 import orjson
 
@@ -34,6 +36,10 @@ from .core.reuse import report as reuse_report
 from .core.rules import State
 from .erp_import import BadImportFile, ColumnMap, RowContext, content_event_id, csv_rows, decode_text, read_rows
 
+# Headers of a request one worker forwards to another (Access.peer_headers): whoever else sends
+# them without the workers' key is refused (401), and a client cannot make a worker answer "for its
+# partitions only" by setting them.
+PEER_CALLER, PEER_TIME, PEER_SIGNATURE = "X-Trackguard-Peer-Caller", "X-Trackguard-Peer-Time", "X-Trackguard-Peer"
 MAX_CHECK = 1000
 MAX_SUBMIT = 500  # submissions per POST /shipments
 SUBMIT_WAIT_S = 10.0  # how long POST /shipments waits for verdicts by default (?wait= seconds)
@@ -51,13 +57,57 @@ class Caller:
         return self.license_id is None
 
 
-class Access:
-    """Per-licence API tokens and an admin token, held as SHA-256 digests, compared in constant time."""
+ADMIN_CALLER = ""  # the admin, as a forwarded request names its caller: no licence id is empty
+PEER_WINDOW_S = 60  # a forwarded request's signature is good this long (clocks of one cluster's workers)
 
-    def __init__(self, tokens: dict[str, str], admin_token: str | None) -> None:
+
+class Access:
+    """Per-licence API tokens and an admin token, held as SHA-256 digests, compared in constant time.
+
+    Workers forward requests to each other with a credential of their own, never the caller's
+    token: an HMAC, under the workers' shared peer key, of the caller they vouch for, the request
+    and the time. The key is `access.peer_secret`, or else derived from every configured token
+    (the admin's included), which every worker of one deployment has and no single licence does."""
+
+    def __init__(self, tokens: dict[str, str], admin_token: str | None, peer_secret: str | None = None) -> None:
         self._digests: list[tuple[bytes, str | None]] = [(_digest(t), lic) for lic, t in tokens.items() if t]
         if admin_token:
             self._digests.append((_digest(admin_token), None))
+        self._licences = frozenset(lic for lic, t in tokens.items() if t)
+        self._admin = bool(admin_token)
+        material = peer_secret or "\n".join(
+            sorted([*(f"{lic}={t}" for lic, t in tokens.items()), f"*={admin_token or ''}"])
+        )
+        self._peer_key = hmac.new(b"trackguard peer key v1", material.encode(), hashlib.sha256).digest()
+
+    def peer_headers(self, caller: Caller, method: str, path_qs: str, now_s: int) -> dict[str, str]:
+        """The headers a worker sends when it asks another worker on `caller`'s behalf."""
+        who = ADMIN_CALLER if caller.admin else caller.license_id or ""
+        # Percent-encoded: a licence id may be any text, a header value is Latin-1.
+        return {
+            PEER_CALLER: quote(who, safe=""),
+            PEER_TIME: str(now_s),
+            PEER_SIGNATURE: self._sign(who, method, path_qs, now_s),
+        }
+
+    def peer_caller(self, headers: Mapping[str, str], method: str, path_qs: str, now_s: int) -> Caller | None:
+        """The caller a forwarded request vouches for, or None: no, a wrong or an old signature, or
+        a caller this worker does not know (a licence without a token, the admin where none is set)."""
+        who, at, signature = headers.get(PEER_CALLER), headers.get(PEER_TIME), headers.get(PEER_SIGNATURE)
+        if who is None or at is None or signature is None or not at.isdigit():
+            return None
+        who = unquote(who)
+        if abs(now_s - int(at)) > PEER_WINDOW_S:
+            return None
+        if not hmac.compare_digest(self._sign(who, method, path_qs, int(at)), signature):
+            return None
+        if who == ADMIN_CALLER:
+            return Caller(None) if self._admin else None
+        return Caller(who) if who in self._licences else None
+
+    def _sign(self, who: str, method: str, path_qs: str, now_s: int) -> str:
+        message = "\n".join((who, method.upper(), path_qs, str(now_s))).encode()
+        return hmac.new(self._peer_key, message, hashlib.sha256).hexdigest()
 
     def caller(self, authorization: str | None) -> Caller | None:
         if not authorization or not authorization.startswith("Bearer "):
@@ -126,6 +176,29 @@ def parse_body_of(raw: bytes, limit: int) -> tuple[Any, Reply | None]:
         return orjson.loads(raw), None
     except orjson.JSONDecodeError as exc:
         return None, problem(400, f"body is not valid JSON: {exc}")
+
+
+# Cells a spreadsheet would read as a formula (OWASP "CSV injection"): Excel runs `=HYPERLINK(...)`
+# from a store id a seller typed. Such a cell is written with a leading apostrophe, shown as text.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as a CSV export writes it: text that starts like a formula is neutralised."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def csv_reply(columns: list[str], rows: Any, name: str, headers: dict[str, str]) -> Reply:
+    """A CSV export: every cell through `csv_cell`, offered as a file called `name`.csv."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in name)
+    disposition = f"attachment; filename=\"{safe}.csv\"; filename*=UTF-8''{quote(name, safe='')}.csv"
+    return Reply(200, out.getvalue(), "text/csv", {**headers, "Content-Disposition": disposition})
 
 
 def number_of(raw: Any, limits: Limits) -> str | None:
@@ -203,6 +276,13 @@ class Outgoing:
     event_id: str
     key: bytes
     value: bytes
+    license_id: str = ""
+
+    @property
+    def waiter_key(self) -> tuple[str, str]:
+        """How the hot path finds who waits for this verdict: (licence, event id), as the verdict
+        names them (an idempotency key is its licence's)."""
+        return (self.license_id.strip(), self.event_id.strip())
 
 
 @dataclass
@@ -275,7 +355,8 @@ def submit(
         events.append(event)
         url = None if routed else backend.owner(key)
         if url is None:
-            plan.local.append(Outgoing(i, eid, key, value))
+            lic = event.get("license_id")
+            plan.local.append(Outgoing(i, eid, key, value, lic if isinstance(lic, str) else ""))
         else:
             plan.remote.setdefault(url, []).append(i)
     return plan
@@ -309,15 +390,12 @@ def used_page(q: UsedQuery, rows: list[dict[str, Any]], missing: list[int] | Non
     rows = sorted(rows, key=lambda r: r["tracking_no"])[: q.limit]
     next_after = rows[-1]["tracking_no"] if len(rows) == q.limit else None
     if q.csv:
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=USED_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-        return Reply(200, out.getvalue(), "text/csv", {"X-Next-After": next_after or ""})
+        return csv_reply(USED_COLUMNS, rows, f"used-{q.license_id}", {"X-Next-After": next_after or ""})
     return Reply(200, {"license_id": q.license_id, "items": rows, "next_after": next_after})
 
 
 MAX_RECONCILE_BODY = 32 * 1024 * 1024  # an ERP's month: ~100 bytes a row, some 300,000 rows
+MAX_RECONCILE_ROWS = 300_000  # rows in one reconciliation: a file of more is refused (413), not read on
 
 
 @dataclass(frozen=True)
@@ -386,12 +464,23 @@ def reconcile_body(
         items = body.get("rows") if isinstance(body, dict) else None
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             return problem(400, 'body must be {"rows": [{"line": 2, "tracking_no": ..., ...}, ...]}')
-        return [(int(i.get("line") or n + 1), {k: v for k, v in i.items() if k != "line"}) for n, i in enumerate(items)]
+        if len(items) > MAX_RECONCILE_ROWS:
+            return problem(413, f"at most {MAX_RECONCILE_ROWS} rows per reconciliation, got {len(items)}")
+        lines = [i.get("line") if i.get("line") is not None else n + 1 for n, i in enumerate(items)]
+        if not all(isinstance(line, int) and not isinstance(line, bool) and line >= 0 for line in lines):
+            return problem(400, "every row's line must be a whole number")
+        return [(line, {k: v for k, v in i.items() if k != "line"}) for line, i in zip(lines, items, strict=True)]
     try:
         text, _ = decode_text(raw)
-        result = read_rows(csv_rows(text), columns, RowContext(ctx.zone, license_id, ctx.license_id_format))
+        result = read_rows(
+            islice(csv_rows(text), MAX_RECONCILE_ROWS + 2),  # the header, and one row too many to tell
+            columns,
+            RowContext(ctx.zone, license_id, ctx.license_id_format),
+        )
     except BadImportFile as exc:
         return problem(400, f"the CSV: {exc}")
+    if len(result.events) + len(result.errors) > MAX_RECONCILE_ROWS:
+        return problem(413, f"at most {MAX_RECONCILE_ROWS} rows per reconciliation: split the file by month")
     # Rows the import would refuse (no tracking number, a time that is no time) are findings too.
     unread: list[tuple[int, dict[str, Any]]] = [(e.line, {"_error": e.message}) for e in result.errors]
     return [*zip(result.lines, result.events, strict=True), *unread]
@@ -402,14 +491,13 @@ def reconcile_reply(q: ReconcileQuery, report: Report, missing: list[int]) -> Re
     reconciliation missing numbers would report them as not accepted."""
     if missing:
         return problem(503, f"no worker answered for partitions {missing} (rebalancing?): try again")
+    answer = report.as_dict(q.license_id, q.month)
     if q.csv:
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=list(RECONCILE_COLUMNS))
-        writer.writeheader()
-        writer.writerows(report.findings)
-        counts = orjson.dumps(report.as_dict(q.license_id, q.month)["counts"]).decode()
-        return Reply(200, out.getvalue(), "text/csv", {"X-Trackguard-Counts": counts})
-    return Reply(200, report.as_dict(q.license_id, q.month))
+        counts = orjson.dumps(answer["counts"]).decode()
+        name = f"reconcile-{q.license_id}" + (f"-{q.month}" if q.month else "")
+        headers = {"X-Trackguard-Counts": counts, "X-Trackguard-Findings-Total": str(answer["findings_total"])}
+        return csv_reply(list(RECONCILE_COLUMNS), answer["findings"], name, headers)
+    return Reply(200, answer)
 
 
 @dataclass(frozen=True)
@@ -438,11 +526,11 @@ def reuse_reply(q: ReuseQuery, rows: list[dict[str, Any]], missing: list[int]) -
         return problem(503, f"no worker answered for partitions {missing} (rebalancing?): try again")
     out = reuse_report(rows, month=q.month, carrier=q.carrier)
     if q.csv:
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=list(REUSE_COLUMNS))
-        writer.writeheader()
-        writer.writerows({**r, "licenses": " ".join(r["licenses"])} for r in out["items"])
-        return Reply(200, text.getvalue(), "text/csv", {"X-Trackguard-Groups": orjson.dumps(out["groups"]).decode()})
+        shown = ({**r, "licenses": " ".join(r["licenses"])} for r in out["items"])
+        name = "reuse" + "".join(f"-{part}" for part in (q.carrier, q.month) if part)
+        return csv_reply(
+            list(REUSE_COLUMNS), shown, name, {"X-Trackguard-Groups": orjson.dumps(out["groups"]).decode()}
+        )
     return Reply(200, out)
 
 
@@ -482,6 +570,13 @@ def command(backend: Backend, caller: Caller, kind: str, body: Any, routed: bool
         if body.get("license_id", caller.license_id) != caller.license_id:
             return problem(403, "a licence token acts only for its own licence")
         body["license_id"] = caller.license_id
+        if kind == "appeal":  # a licence files its appeal; only the platform decides it
+            if body.get("decision", "pending") != "pending":
+                return problem(
+                    403, "a licence files an appeal (decision pending); only the platform's admin token decides it"
+                )
+            body["decision"] = "pending"
+            body.pop("decided_by", None)
     body["command"] = kind
     body.setdefault("command_id", f"http-{uuid.uuid4().hex}")
     number = number_of(body.get("tracking_no"), backend.limits)
@@ -683,3 +778,27 @@ def openapi() -> dict[str, Any]:
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         "paths": paths,
     }
+
+
+def routed_rows(raw: bytes) -> list[ErpRow] | Reply:
+    """Another worker's share of a reconciliation: the rows as it normalized them, checked field by
+    field (a peer's body, but read as carefully as a client's): a 400, never a 500."""
+    body, bad = parse_body_of(raw, MAX_RECONCILE_BODY)
+    if bad is not None:
+        return bad
+    items = body.get("rows") if isinstance(body, dict) else None
+    if not isinstance(items, list) or len(items) > MAX_RECONCILE_ROWS:
+        return problem(400, 'a routed reconciliation must be {"rows": [[line, number, carrier, ms, store, order]]}')
+    types = (int, str, str, int, str, str)
+    rows = []
+    for item in items:
+        if not (
+            isinstance(item, list)
+            and len(item) == len(types)
+            and all(isinstance(v, t) and not isinstance(v, bool) for v, t in zip(item, types, strict=True))
+        ):
+            return problem(
+                400, f"a routed reconciliation row is not [line, number, carrier, ms, store, order]: {item!r:.100}"
+            )
+        rows.append(ErpRow(*item))
+    return rows

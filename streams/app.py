@@ -46,6 +46,15 @@ def faust_settings(settings: Settings) -> dict:
         "web_bind": settings.web_bind,
         # Other workers forward requests here for the partitions this worker owns.
         "web_host": settings.advertised_web_host,
+        # Faust's own pages (/table/... shows any key's raw state, /router/... the assignment, the
+        # statistics and graph pages) answer without a token: off. Every page served is one of
+        # api.ROUTES, and web.guard_middleware refuses the rest and any unexpected Host.
+        "web_router_enabled": False,
+        "web_tables_enabled": False,
+        "web_stats_enabled": False,
+        "web_graph_enabled": False,
+        "web_metrics_enabled": False,
+        "web_application_options": {"middlewares": [web.guard_middleware(settings)]},
     }
 
 
@@ -92,7 +101,14 @@ def create_app(settings: Settings) -> faust.App:
 
     install(app, hot, set(hot_topics))
     store_table = stores.wire(app, settings)
-    web.register(app, settings, hot, numbers, store_table, api.Access(settings.tokens, settings.admin_token))
+    web.register(
+        app,
+        settings,
+        hot,
+        numbers,
+        store_table,
+        api.Access(settings.tokens, settings.admin_token, settings.peer_secret),
+    )
 
     unreachable_since: list[float] = []
 

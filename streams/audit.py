@@ -8,6 +8,9 @@
    the order the worker decided them (the `seq` each carries), so replays are marked as replays.
    An identical verdict emitted twice (a crash between a batch's verdicts and its changelog, with
    at-least-once delivery) is counted as `re_emitted_after_crash`, not replayed twice.
+Idempotency keys are a licence's: submissions and verdicts are matched by (licence, event id),
+commands and results by (licence, command id). A record on an output topic that is none of the
+worker's (not JSON, fields missing or of the wrong type) is counted as `foreign_records` and left out.
 Prints the counts and every violation; the CLI exits 1 on any.
 """
 
@@ -30,6 +33,8 @@ from .kafka import read_topics
 from .settings import Settings
 
 COMPARED = ("verdict", "code", "reason", "replay", "seq")
+VERDICTS = ("accepted", "duplicate", "frozen", "invalid")
+Key = tuple[str, str]  # (licence, event id or command id)
 COMPARED_COMMAND = ("ok", "error", "replay", "seq")
 PROGRESS_EVERY = 500  # records read between two progress callbacks
 
@@ -99,66 +104,74 @@ def audit(
     report.counts.update(submissions=len(submissions), commands=len(commands), verdicts_and_results=len(outputs))
 
     # Inputs, parsed exactly as the worker parses them (same config, same Kafka timestamps).
-    by_event: dict[str, Submission] = {}
+    by_event: dict[Key, Submission] = {}
     expected_events: Counter = Counter()
     expected_dead: Counter = Counter()  # (partition, offset) of the submissions rule 1 rejects
-    event_at: dict[tuple[int, int], str] = {}  # (partition, offset) of each valid submission -> its event id
+    event_at: dict[tuple[int, int], Key] = {}  # (partition, offset) of each valid submission -> its key
     for m in submissions:
         parsed = parse_submission(m.value(), m.timestamp()[1], settings.carriers, settings.limits)
         if isinstance(parsed, Rejection):
             expected_dead[(m.partition(), m.offset())] += 1
         else:
-            by_event.setdefault(parsed.event_id, parsed)
-            expected_events[parsed.event_id] += 1
-            event_at[(m.partition(), m.offset())] = parsed.event_id
-    by_command: dict[str, Command] = {}
+            key = (parsed.license_id, parsed.event_id)
+            by_event.setdefault(key, parsed)
+            expected_events[key] += 1
+            event_at[(m.partition(), m.offset())] = key
+    by_command: dict[Key, Command] = {}
     for m in commands:
         command = parse_command(m.value(), m.timestamp()[1], settings.carriers, settings.limits)
         if isinstance(command, Command):
-            by_command.setdefault(command.command_id, command)
+            by_command.setdefault((command.license_id, command.command_id), command)
 
     seen_events: Counter = Counter()
     seen_dead: Counter = Counter()
     chains: dict[str, list[tuple[int, int, str, dict]]] = defaultdict(list)
     binders: dict[str, set] = defaultdict(set)
+    verdicts: list[dict] = []
     for m in outputs:
-        out = orjson.loads(m.value())
+        out = _ours(m.value(), m.topic() == t.command_results)
+        if out is None:
+            report.counts["foreign_records"] += 1
+            continue
         ts = m.timestamp()[1]
         if m.topic() == t.command_results:
             if out.get("seq") is not None:
                 chains[out["tracking_no"]].append((out["seq"], ts, "command", out))
             continue
+        verdicts.append(out)
         report.counts[f"verdict:{out['verdict']}"] += 1
         if out["verdict"] == "invalid":
             if out["reason"] == "INTERNAL_ERROR" or out["reason"].startswith("PRODUCE_FAILED:"):
                 report.counts[f"failed:{out['reason']}"] += 1
-                source = out.get("source") or {}
-                if source.get("topic") == t.submitted:  # found by where it was read, whatever its size
-                    event_id: str | None = event_at.get((source["partition"], source["offset"]))
+                where = _source(out)
+                if where is not None and where[0] == t.submitted:  # found by where it was read, whatever its size
+                    found: Key | None = event_at.get(where[1:])
                 else:
-                    event_id = _event_id(out)
-                if event_id is not None:
-                    seen_events[event_id] += 1
-            elif (out.get("source") or {}).get("topic") == t.submitted:
-                seen_dead[(out["source"]["partition"], out["source"]["offset"])] += 1
+                    found = _event_key(out)
+                if found is not None:
+                    seen_events[found] += 1
+            else:
+                where = _source(out)
+                if where is not None and where[0] == t.submitted:
+                    seen_dead[where[1:]] += 1
             continue
-        seen_events[out["event_id"]] += 1
+        seen_events[(out["license_id"], out["event_id"])] += 1
         chains[out["tracking_no"]].append((out["seq"], ts, "verdict", out))
         if out["verdict"] == "accepted" and not out["replay"]:
             binders[out["tracking_no"]].add((out["license_id"], out["order_id"]))
 
     # 1. Nothing lost (and, with exactly_once, nothing doubled).
-    for event_id, n in expected_events.items():
-        if seen_events[event_id] < n or (exactly_once and seen_events[event_id] != n):
-            report.violations.append(f"event {event_id}: {seen_events[event_id]} verdicts for {n} submissions")
+    for key, n in expected_events.items():
+        if seen_events[key] < n or (exactly_once and seen_events[key] != n):
+            report.violations.append(f"event {_shown(key)}: {seen_events[key]} verdicts for {n} submissions")
     for (partition, offset), n in expected_dead.items():
         if seen_dead[(partition, offset)] < n or (exactly_once and seen_dead[(partition, offset)] != n):
             report.violations.append(
                 f"invalid submission {t.submitted}[{partition}]@{offset}: {seen_dead[(partition, offset)]} dead letters"
             )
     if exactly_once:
-        for event_id in set(seen_events) - set(expected_events):
-            report.violations.append(f"verdicts for event {event_id}, which was never submitted as valid")
+        for key in set(seen_events) - set(expected_events):
+            report.violations.append(f"verdicts for event {_shown(key)}, which was never submitted as valid")
     # 2. One owner per number.
     for number, owners in binders.items():
         if len(owners) > 1:
@@ -175,6 +188,7 @@ def audit(
             # still be a violation.
             identity = (
                 kind,
+                out.get("license_id"),
                 out.get("event_id") or out.get("command_id"),
                 out.get("seq"),
                 out.get("verdict", out.get("ok")),
@@ -186,14 +200,16 @@ def audit(
                 continue
             emitted.add(identity)
             if kind == "verdict":
-                sub = by_event.get(out["event_id"])
+                sub = by_event.get((out["license_id"], out["event_id"]))
                 if sub is None:
-                    report.violations.append(f"verdict for an event never submitted: {out['event_id']}")
+                    report.violations.append(
+                        f"verdict for an event never submitted: {_shown((out['license_id'], out['event_id']))}"
+                    )
                     continue
                 expected, state = decide(state, sub, settings.policy)
                 fields, name = COMPARED, out["event_id"]
             else:
-                cmd = by_command.get(out["command_id"])
+                cmd = by_command.get((out["license_id"], out["command_id"]))
                 if cmd is None:
                     report.violations.append(f"result for a command never sent: {out['command_id']}")
                     continue
@@ -209,7 +225,6 @@ def audit(
                 report.violations.append(f"{number} {kind} {name}: worker vs core {diff}")
             report.counts["replayed_against_core"] += 1
     report.counts["numbers"] = len(chains)
-    verdicts = [orjson.loads(m.value()) for m in outputs if m.topic() != t.command_results]
     _audit_alerts(settings, verdicts, report, idle_s, max_s, alerts_wait_s)
     return report
 
@@ -245,7 +260,8 @@ def _audit_alerts(
     expected, month_failures = alerts_called_for(verdicts, settings.performance)
     deadline = time.monotonic() + wait_s
     while True:
-        alerts = [orjson.loads(m.value()) for m in _read(settings, [settings.topics.alerts], idle_s, max_s)]
+        alerts = [a for a in (_json(m.value()) for m in _read(settings, [settings.topics.alerts], idle_s, max_s))]
+        alerts = [a for a in alerts if isinstance(a, dict) and isinstance(a.get("alert_id"), str)]
         published = Counter(str(a.get("alert_id")) for a in alerts)
         if expected <= set(published) or time.monotonic() > deadline:
             break
@@ -264,13 +280,57 @@ def _audit_alerts(
     report.counts["alerts_re_sent"] = sum(n - 1 for n in published.values())
 
 
-def _event_id(dead_letter: dict) -> str | None:
-    """The event id inside a dead letter's raw bytes, when they are whole and readable."""
+def _event_key(dead_letter: dict) -> Key | None:
+    """(licence, event id) inside a dead letter's raw bytes, when they are whole and readable."""
     if dead_letter.get("raw_truncated"):
         return None
     try:
         event = orjson.loads(base64.b64decode(dead_letter.get("raw") or ""))
-    except (ValueError, orjson.JSONDecodeError):
+    except (ValueError, TypeError, orjson.JSONDecodeError):
         return None
-    event_id = event.get("event_id") if isinstance(event, dict) else None
-    return event_id.strip() if isinstance(event_id, str) else None
+    if not isinstance(event, dict):
+        return None
+    license_id, event_id = event.get("license_id"), event.get("event_id")
+    if isinstance(license_id, str) and isinstance(event_id, str):
+        return license_id.strip(), event_id.strip()
+    return None
+
+
+def _json(raw: bytes | None) -> Any:
+    try:
+        return orjson.loads(raw or b"")
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _ours(raw: bytes | None, command_result: bool) -> dict | None:
+    """A verdict or command result as the worker writes them, or None: a record someone else put
+    on the topic, which the audit counts and leaves out instead of stopping on it."""
+    out = _json(raw)
+    if not isinstance(out, dict):
+        return None
+    if command_result:
+        if out.get("seq") is None:  # a refused command's result (no state, no licence needed)
+            return out if isinstance(out.get("command_id"), str | None) else None
+        texts = ("command_id", "license_id", "tracking_no")
+        return out if all(isinstance(out.get(f), str) for f in texts) and isinstance(out["seq"], int) else None
+    if out.get("verdict") not in VERDICTS or not isinstance(out.get("reason"), str):
+        return None
+    if out["verdict"] == "invalid":
+        return out if isinstance(out.get("source"), dict | None) else None
+    texts = ("event_id", "license_id", "tracking_no")
+    return out if all(isinstance(out.get(f), str) for f in texts) and isinstance(out.get("seq"), int) else None
+
+
+def _source(dead_letter: dict) -> tuple[str, int, int] | None:
+    source = dead_letter.get("source")
+    if not isinstance(source, dict):
+        return None
+    topic, partition, offset = source.get("topic"), source.get("partition"), source.get("offset")
+    if isinstance(topic, str) and isinstance(partition, int) and isinstance(offset, int):
+        return topic, partition, offset
+    return None
+
+
+def _shown(key: Key) -> str:
+    return f"{key[1]} (licence {key[0]})"

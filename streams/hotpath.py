@@ -210,8 +210,10 @@ class HotPath:
         self.batch_observers: list[Callable[[int, float, float], None]] = []
         self.restored: Counter = Counter()  # "active"/"standby" -> changelog records `_restore` applied
         self.app: Any = None  # the Faust app `install()` put this hot path in (read by streams.metrics)
-        self.command_waiters: dict[str, asyncio.Future] = {}  # command_id -> HTTP caller waiting
-        self.verdict_waiters: dict[str, list[asyncio.Future]] = {}  # event_id -> POST /shipments callers
+        # HTTP callers waiting, by (licence, id): an idempotency key is its licence's, so two
+        # licences' callers sharing an id never get each other's answers.
+        self.command_waiters: dict[tuple[str, str], list[asyncio.Future]] = {}  # POST /commands
+        self.verdict_waiters: dict[tuple[str, str], list[asyncio.Future]] = {}  # POST /shipments
         self.verdict_topics = frozenset(settings.topics.verdicts)
 
     def _new_producer(self, settings: Settings, client: str) -> Producer:
@@ -316,9 +318,10 @@ class HotPath:
             self.totals[name] = self.totals.get(name, 0) + n
         self.reasons.update(result.reasons)
         for out in result.command_results:  # results are on the broker now: answer HTTP callers
-            waiter = self.command_waiters.pop(out.get("command_id") or "", None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(out)
+            if self.command_waiters:
+                for waiter in self.command_waiters.pop(_waiter_key(out, "command_id"), ()):
+                    if not waiter.done():
+                        waiter.set_result(out)
         if self.verdict_waiters:  # read back only while a synchronous submit waits
             self._answer_submitters(result)
         ack_s = time.perf_counter() - pending.started
@@ -339,7 +342,7 @@ class HotPath:
         for rec in result.produce:
             if rec.topic in topics and rec.value:
                 verdict = orjson.loads(rec.value)
-                for waiter in waiters.pop(verdict.get("event_id") or "", ()):
+                for waiter in waiters.pop(_waiter_key(verdict, "event_id"), ()):
                     if not waiter.done():
                         waiter.set_result(verdict)
             if not waiters:
@@ -458,6 +461,11 @@ class HotPath:
                     raise FatalProducerError(f"the producer refused a record for {topic}: {err}") from exc
                 self._dead_letter(err, topic, key, value, source)
                 return
+
+
+def _waiter_key(answer: dict, id_field: str) -> tuple[str, str]:
+    """(licence, id) of a verdict or command result, as its HTTP waiter is registered."""
+    return (str(answer.get("license_id") or ""), str(answer.get(id_field) or ""))
 
 
 def install(app: Any, hot: HotPath, hot_topics: set[str]) -> None:

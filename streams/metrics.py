@@ -86,6 +86,14 @@ class WorkerCollector(Collector):
             for kind, n in sorted(app.trackguard_alerts_published.items()):
                 alerts.add_metric([kind], n)
             yield alerts
+            foreign = CounterMetricFamily(
+                "trackguard_foreign_records",
+                "records on a topic the worker reads that are none of ours (unreadable, wrong fields): skipped",
+                labels=["topic"],
+            )
+            for topic, n in sorted(getattr(app, "trackguard_foreign_records", {}).items()):
+                foreign.add_metric([topic], n)
+            yield foreign
         yield GaugeMetricFamily(
             "trackguard_partitions_owned",
             "partitions of the numbers table this worker owns",

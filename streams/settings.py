@@ -130,6 +130,14 @@ DECLARED: tuple[Setting, ...] = (
     ),
     Setting(
         "worker",
+        "allowed_hosts",
+        str,
+        "",
+        "host names a request may carry in its Host header besides loopback, web_bind and web_host (a gateway's name), comma-separated; * allows any",
+        "TRACKGUARD_ALLOWED_HOSTS",
+    ),
+    Setting(
+        "worker",
         "batch_max",
         int,
         5000,
@@ -232,6 +240,14 @@ DECLARED: tuple[Setting, ...] = (
         'licence -> API token table (prefer TRACKGUARD_TOKENS="LIC=TOKEN,...")',
         "TRACKGUARD_TOKENS",
     ),
+    Setting(
+        "access",
+        "peer_secret",
+        str,
+        "",
+        "the key workers sign requests they forward to each other with (empty: derived from every configured token; set it when tokens differ between workers)",
+        "TRACKGUARD_PEER_SECRET",
+    ),
     Setting("carriers", "file", str, "carriers.toml", "the carrier book, relative to the settings file"),
     Setting(
         "import",
@@ -302,6 +318,7 @@ class Settings:
     web_port: int
     web_bind: str
     web_host: str
+    allowed_hosts: str
     batch_max: int
     fetch_max_wait_ms: int
     broker_lost_after_s: float
@@ -312,6 +329,7 @@ class Settings:
     carriers: CarrierBook
     tokens: dict[str, str]  # licence -> API token; held hashed by streams.api.Access
     admin_token: str | None
+    peer_secret: str | None = None
     performance: PerformancePolicy = PerformancePolicy()
     import_timezone: str = "Asia/Shanghai"  # [import]: read by `trackguard import` only
     import_columns: Path | None = None
@@ -438,6 +456,7 @@ def load(config_path: str | Path | None = None, env: Mapping[str, str] | None = 
         carriers=carriers,
         tokens=dict(values["access.tokens"]),
         admin_token=values["access.admin_token"] or None,
+        peer_secret=values["access.peer_secret"] or None,
         import_timezone=values["import.timezone"],
         import_columns=path.parent / values["import.columns"],
     )
@@ -497,11 +516,25 @@ def _check(settings: Settings) -> None:
             "[performance] failures_for_penalty and months_for_downgrade must be at least 1, "
             "and keep_months at least months_for_downgrade"
         )
+    _check_tokens(settings.tokens, settings.admin_token)
     if settings.limits.max_dead_letter_bytes < 4 * settings.limits.dead_letter_prefix_bytes + 4096:
         raise SettingsError(
             "[limits] max_dead_letter_bytes must leave room for the prefix (4 x "
             "dead_letter_prefix_bytes + 4096 bytes for the verdict's fields)"
         )
+
+
+def _check_tokens(tokens: Mapping[str, str], admin_token: str | None) -> None:
+    """One token, one caller: a token given to two licences would sign in as whichever the worker
+    tries last, and a licence holding the admin token would see every licence."""
+    holders: dict[str, list[str]] = {}
+    for licence, token in tokens.items():
+        holders.setdefault(token, []).append(licence)
+    for token, licences in holders.items():
+        if len(licences) > 1:
+            raise SettingsError(f"[access] tokens: licences {', '.join(sorted(licences))} have the same token")
+        if admin_token and token == admin_token:
+            raise SettingsError(f"[access] licence {licences[0]} has the admin token as its own: give it another")
 
 
 def _did_you_mean(word: str, choices: Mapping[str, Any]) -> str:

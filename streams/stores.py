@@ -20,7 +20,7 @@ from typing import Any
 import faust
 import orjson
 
-from .core.performance import Failure, StoreState, count, failure_of, store_key
+from .core.performance import StoreState, count, failure_of, readable_failure, store_key
 from .hotpath import die
 from .partitioning import partition_for
 from .settings import STORES_TABLE, Settings
@@ -39,6 +39,17 @@ def wire(app: faust.App, settings: Settings) -> Any:
     alerts = app.topic(settings.topics.alerts, key_type=bytes, value_type=bytes, partitions=settings.partitions)
     alerts_published: Counter[str] = Counter()  # alert kind -> alerts this worker published (streams.metrics)
     app.trackguard_alerts_published = alerts_published  # type: ignore[attr-defined]
+    foreign: Counter[str] = Counter()  # topic -> records skipped as unreadable (streams.metrics)
+    app.trackguard_foreign_records = foreign  # type: ignore[attr-defined]
+
+    def skip(event: Any, what: str) -> None:
+        """A record nobody of ours wrote (the topics are open to whoever may write them): counted,
+        logged with where it is, skipped. Never raised: the restarted worker would meet it again."""
+        msg = event.message
+        foreign[msg.topic] += 1
+        log.warning(
+            "skipped %s at %s[%d]@%d: %r", what, msg.topic, msg.partition, msg.offset, (event.value or b"")[:200]
+        )
 
     @app.agent(failed, name="failures-by-store")
     async def rekey(stream: faust.StreamT) -> None:
@@ -47,12 +58,15 @@ def wire(app: faust.App, settings: Settings) -> Any:
             await _rekey(stream)
 
     async def _rekey(stream: faust.StreamT) -> None:
-        async for value in stream:
+        async for event in stream.events():
             try:
-                failure = failure_of(orjson.loads(value))
-            except (orjson.JSONDecodeError, TypeError, AttributeError):
-                failure = None  # not ours: only the hot path writes verdicts, but the topic is open
+                verdict = orjson.loads(event.value)
+            except (orjson.JSONDecodeError, TypeError):
+                verdict = None
+            failure = failure_of(verdict)
             if failure is None:
+                if not (isinstance(verdict, dict) and verdict.get("verdict") in ("accepted", "invalid")):
+                    skip(event, "a record that is no failed verdict")
                 continue
             key = store_key(failure.license_id, failure.store_id)
             await by_store.send(
@@ -68,9 +82,11 @@ def wire(app: faust.App, settings: Settings) -> Any:
         async for event in stream.events():
             key = event.key
             try:
-                failure = Failure(*orjson.loads(event.value))
+                failure = readable_failure(orjson.loads(event.value))
             except (orjson.JSONDecodeError, TypeError):
-                log.warning("not a failure record on %s: %r", settings.stores_topic, event.value[:200])
+                failure = None
+            if failure is None:
+                skip(event, "a record that is no failure")
                 continue
             raw = stores.get(key)
             state: StoreState | None = orjson.loads(raw) if raw is not None else None

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import faust
 import orjson
 from aiohttp import ClientError, ClientTimeout
+from aiohttp import web as aiohttp_web
 from yarl import URL
 
 from . import api, console
@@ -38,8 +39,10 @@ from .partitioning import partition_for
 from .settings import Settings
 from .store import PartitionStore
 
-ROUTED = "X-Trackguard-Routed"  # set on forwarded requests: answer locally, never forward again
 SERVED_BY = "X-Trackguard-Served-By"
+# What `authorized` found out about a request, kept on it for the handlers and `forward`.
+CALLER, ROUTED = "trackguard.caller", "trackguard.routed"
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 COMMAND_TIMEOUT_S = 10.0
 RECONCILE_TIMEOUT_S = 120.0  # another worker's share of a reconciliation (its rows and index)
 CONSOLE_CSP = (
@@ -47,6 +50,57 @@ CONSOLE_CSP = (
 )
 
 log = logging.getLogger("trackguard.web")
+
+
+def allowed_hosts(settings: Settings) -> frozenset[str] | None:
+    """The host names a request may name in its Host header (None: any, `worker.allowed_hosts = "*"`).
+
+    A page on another site can make a browser on the worker's machine send requests to it (DNS
+    rebinding: evil.example resolving to 127.0.0.1); such a request still names evil.example as
+    its Host, and is refused. Allowed: loopback names, the bind address, the name other workers
+    use (`worker.web_host`), and whatever `worker.allowed_hosts` adds (a gateway's name)."""
+    extra = [h.strip().lower() for h in settings.allowed_hosts.split(",") if h.strip()]
+    if "*" in extra:
+        return None
+    names = {*LOCAL_HOSTS, settings.advertised_web_host.lower(), *extra}
+    if settings.web_bind not in ("0.0.0.0", "::", ""):
+        names.add(settings.web_bind.lower())
+    return frozenset(names)
+
+
+def host_name(host: str | None) -> str:
+    """`Host` without its port: `[::1]:6066` -> `::1`, `Example.com:80` -> `example.com`."""
+    host = (host or "").strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def guard_middleware(settings: Settings) -> Any:
+    """Every request, before any view: an unexpected Host is refused (421), a path that is not one
+    of `api.ROUTES` is not found (Faust's own pages are switched off in streams.app; this keeps
+    anything else a library might mount from being served), and every answer says nosniff."""
+    hosts = allowed_hosts(settings)
+    ours = frozenset(route.path for route in api.ROUTES)
+
+    @aiohttp_web.middleware
+    async def guard(request: Any, handler: Any) -> Any:
+        if hosts is not None and host_name(request.host) not in hosts:
+            response = _json_response(421, f"this worker does not answer for host {host_name(request.host)!r}")
+        else:
+            resource = request.match_info.route.resource
+            if resource is None or resource.canonical not in ours:
+                response = _json_response(404, f"no such page: {request.path}")
+            else:
+                response = await handler(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
+    return guard
+
+
+def _json_response(status: int, message: str) -> Any:
+    return aiohttp_web.Response(body=orjson.dumps({"error": message}), status=status, content_type="application/json")
 
 
 class WorkerBackend:
@@ -189,11 +243,15 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, store
         headers = {SERVED_BY: str(app.conf.canonical_url), **reply.headers}
         return view.bytes(content, status=reply.status, content_type=reply.content_type, headers=headers)
 
+    def peer_headers(request: Any, target: URL) -> dict[str, str]:
+        """Our own credential for asking another worker on the caller's behalf: never the
+        caller's token (which the other worker, or whoever answers at its URL, could keep)."""
+        return access.peer_headers(request[CALLER], request.method, target.raw_path_qs, int(time.time()))
+
     async def forward(request: Any, to: Forward) -> Any:
         target = to.url.with_path(request.path).with_query(request.query if to.query is None else to.query)
         headers = {
-            "Authorization": request.headers.get("Authorization", ""),
-            ROUTED: "1",
+            **peer_headers(request, target),
             "Content-Type": request.headers.get("Content-Type", "application/json"),
         }
         try:
@@ -221,7 +279,7 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, store
         """This request's path on another worker, routed (answered there, for its partitions):
         its JSON answer, or None (logged) when it did not answer or answered otherwise."""
         target = url.with_path(request.path).with_query(query)
-        headers = {"Authorization": request.headers.get("Authorization", ""), ROUTED: "1"}
+        headers = peer_headers(request, target)
         try:
             async with app.http_client.request(
                 request.method, target, data=data, headers=headers, timeout=ClientTimeout(total=timeout)
@@ -258,19 +316,29 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, store
     Handler = Callable[..., Awaitable[Any]]
 
     def authorized(method: Handler) -> Handler:
-        """Answer 401 without a known token; otherwise call the view with the caller."""
+        """Answer 401 without a known token (or a valid peer credential: a request another worker
+        forwarded, answered here for our own partitions); otherwise call the view with the caller."""
 
         @functools.wraps(method)
         async def with_caller(view: faust.web.View, request: Any, **kwargs: Any) -> Any:
-            caller = access.caller(request.headers.get("Authorization"))
-            if caller is None:
-                return respond(view, api.problem(401, "missing or unknown API token (Authorization: Bearer TOKEN)"))
+            if api.PEER_SIGNATURE in request.headers:
+                caller = access.peer_caller(request.headers, request.method, request.raw_path, int(time.time()))
+                if caller is None:
+                    return respond(view, api.problem(401, "a forwarded request without a valid worker credential"))
+                request[ROUTED] = True
+            else:
+                caller = access.caller(request.headers.get("Authorization"))
+                if caller is None:
+                    return respond(view, api.problem(401, "missing or unknown API token (Authorization: Bearer TOKEN)"))
+                request[ROUTED] = False
+            request[CALLER] = caller
             return await method(view, request, caller, **kwargs)
 
         return with_caller
 
     def routed(request: Any) -> bool:
-        return bool(request.headers.get(ROUTED))
+        """Forwarded by another worker (peer credential checked): answer for our partitions only."""
+        return bool(request.get(ROUTED))
 
     @app.page("/tracking/{no}")
     class Tracking(faust.web.View):
@@ -329,20 +397,34 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, store
             raw = await read_capped(request, api.MAX_RECONCILE_BODY)
             if raw is None:
                 return respond(self, api.problem(413, f"body larger than {api.MAX_RECONCILE_BODY} bytes"))
+            # Reading a file of up to 300,000 rows and comparing it takes seconds of CPU: off the
+            # event loop (a thread), so the hot path and every other request go on meanwhile.
+            loop = asyncio.get_running_loop()
             if routed(request):  # another worker's share: the rows as lists, answered for our partitions
-                rows = [ErpRow(*r) for r in orjson.loads(raw)["rows"]]
-                partitions, report = backend.local_reconcile(q.license_id, rows, q.month)
+                shared = await loop.run_in_executor(None, api.routed_rows, raw)
+                if isinstance(shared, Reply):
+                    return respond(self, shared)
+                partitions, report = await loop.run_in_executor(
+                    None, backend.local_reconcile, q.license_id, shared, q.month
+                )
                 return respond(self, Reply(200, {"partitions": partitions, **report.as_dict(q.license_id, q.month)}))
             try:
                 columns = load_column_map(settings.import_columns)
             except BadColumnMap as exc:
                 return respond(self, api.problem(500, f"the worker's column mapping: {exc}"))
             ctx = RowContext(ZoneInfo(settings.import_timezone), license_id, settings.limits.license_id_format)
-            events = api.reconcile_body(raw, request.content_type, q.license_id, columns, ctx)
-            if isinstance(events, Reply):
-                return respond(self, events)
-            rows, invalid = api.erp_rows(events, q.license_id, settings.carriers, settings.limits, backend.now_ms())
-            partitions, local = backend.local_reconcile(q.license_id, rows, q.month)
+
+            def read_and_compare() -> Reply | tuple[list[ErpRow], list[dict], list[int], Report]:
+                events = api.reconcile_body(raw, request.content_type, q.license_id, columns, ctx)
+                if isinstance(events, Reply):
+                    return events
+                rows, invalid = api.erp_rows(events, q.license_id, settings.carriers, settings.limits, backend.now_ms())
+                return (rows, invalid, *backend.local_reconcile(q.license_id, rows, q.month))
+
+            done = await loop.run_in_executor(None, read_and_compare)
+            if isinstance(done, Reply):
+                return respond(self, done)
+            rows, invalid, partitions, local = done
             reports, covered = [local], set(partitions)
             share = orjson.dumps(
                 {"rows": [list(r) for r in rows]}
@@ -353,10 +435,13 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, store
                 body = await ask_worker(request, url, "reconcile", query=query, data=share, timeout=RECONCILE_TIMEOUT_S)
                 if body is not None:
                     covered.update(body["partitions"])
-                    reports.append(Report(body["findings"], Counter(body["counts"])))
+                    listed = body["findings"]
+                    reports.append(Report(listed, Counter(body["counts"]), body["findings_total"] - len(listed)))
 
             await asyncio.gather(*(ask(url) for url in backend.other_workers()))
-            merged = merge([*reports, Report(invalid, Counter(erp_invalid=len(invalid)))])
+            merged = await loop.run_in_executor(
+                None, merge, [*reports, Report(invalid, Counter(erp_invalid=len(invalid)))]
+            )
             missing = sorted(set(range(settings.partitions)) - covered)
             return respond(self, api.reconcile_reply(q, merged, missing))
 
@@ -402,11 +487,11 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, store
                 return respond(self, plan)
             # Ours: publish to the number's partition and wait for our own hot path's verdict.
             loop = asyncio.get_running_loop()
-            waiting: list[tuple[int, str, asyncio.Future]] = []
+            waiting: list[tuple[int, tuple[str, str], asyncio.Future]] = []
             for out in plan.local:
                 waiter = loop.create_future()
-                hot.verdict_waiters.setdefault(out.event_id, []).append(waiter)
-                waiting.append((out.index, out.event_id, waiter))
+                hot.verdict_waiters.setdefault(out.waiter_key, []).append(waiter)
+                waiting.append((out.index, out.waiter_key, waiter))
                 partition = partition_for(out.key, settings.partitions)
                 hot.client_producer.produce(settings.topics.submitted, out.value, out.key, partition=partition)
             hot.client_producer.poll(0)
@@ -429,16 +514,12 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, store
                 asyncio.wait(futures, timeout=plan.wait_s) if futures else asyncio.sleep(0),
                 *(ask(url, idx) for url, idx in plan.remote.items()),
             )
-            for index, event_id, waiter in waiting:
+            for index, key, waiter in waiting:
                 if waiter.done():
                     plan.results[index] = waiter.result()
                 else:  # not decided in time: stop waiting for it here
                     waiter.cancel()
-                    left = [w for w in hot.verdict_waiters.get(event_id, ()) if w is not waiter]
-                    if left:
-                        hot.verdict_waiters[event_id] = left
-                    else:
-                        hot.verdict_waiters.pop(event_id, None)
+                    _forget(hot.verdict_waiters, key, waiter)
             return respond(self, plan.reply())
 
     @app.page("/commands/{kind}")
@@ -453,8 +534,9 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, store
                 return await answer(self, request, result)
             # The owner publishes it and waits for its own hot path to decide it.
             command_id = result.body["command_id"]
+            key = (str(result.body.get("license_id") or "").strip(), str(command_id).strip())
             waiter = asyncio.get_running_loop().create_future()
-            hot.command_waiters[command_id] = waiter
+            hot.command_waiters.setdefault(key, []).append(waiter)
             partition = partition_for(result.key, settings.partitions)
             hot.client_producer.produce(
                 settings.topics.commands, orjson.dumps(result.body), result.key, partition=partition
@@ -462,7 +544,7 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, store
             try:
                 out = await asyncio.wait_for(waiter, COMMAND_TIMEOUT_S)
             except TimeoutError:
-                hot.command_waiters.pop(command_id, None)
+                _forget(hot.command_waiters, key, waiter)
                 return respond(
                     self, api.problem(504, f"no result for command {command_id} within {COMMAND_TIMEOUT_S:.0f} s")
                 )
@@ -525,3 +607,12 @@ def register(app: faust.App, settings: Settings, hot: HotPath, table: Any, store
     class OpenAPI(faust.web.View):
         async def get(self, request: Any) -> Any:
             return respond(self, Reply(200, document))
+
+
+def _forget(waiters: dict[Any, list[asyncio.Future]], key: Any, waiter: asyncio.Future) -> None:
+    """Stop waiting with this one caller; others waiting on the same key go on waiting."""
+    left = [w for w in waiters.get(key, ()) if w is not waiter]
+    if left:
+        waiters[key] = left
+    else:
+        waiters.pop(key, None)

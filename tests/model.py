@@ -19,8 +19,9 @@ class Number:
     reservation: tuple[str, str, str, str, int] | None = None  # licence, store, order, carrier, expires
     frozen: dict[str, int] = field(default_factory=dict)  # licence -> frozen until
     blacklist: set[str] = field(default_factory=set)
-    judged: dict[str, tuple] = field(default_factory=dict)  # event id -> first answer
-    commands: dict[str, tuple] = field(default_factory=dict)  # command id -> first answer
+    # Idempotency keys belong to their licence: (licence, id) -> first answer.
+    judged: dict[tuple[str, str], tuple] = field(default_factory=dict)
+    commands: dict[tuple[str, str], tuple] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -53,12 +54,12 @@ class Model:
         self, event_id: str, licence: str, store: str, order: str, carrier: str, no: str, shipped: int, now: int
     ) -> Answer:
         n = self.number(no)
-        # Rule 2: an event id already judged for this number gets the same answer again.
-        if event_id in n.judged:
-            first = n.judged[event_id]
+        # Rule 2: an event id this licence already had judged for this number: the same answer again.
+        if (licence, event_id) in n.judged:
+            first = n.judged[licence, event_id]
             return Answer(*first[:5], replay=True)
         answer = self._decide(n, licence, store, order, carrier, shipped, now)
-        n.judged[event_id] = (answer.verdict, answer.code, answer.reason, answer.frozen_until, answer.bound_to)
+        n.judged[licence, event_id] = (answer.verdict, answer.code, answer.reason, answer.frozen_until, answer.bound_to)
         return answer
 
     def _decide(self, n: Number, licence: str, store: str, order: str, carrier: str, shipped: int, now: int) -> Answer:
@@ -107,10 +108,10 @@ class Model:
 
     def command(self, command_id: str, kind: str, licence: str, no: str, now: int, **f: object) -> tuple:
         n = self.number(no)
-        if command_id in n.commands:  # a repeated command id gets the first result again
-            return (*n.commands[command_id], True)
+        if (licence, command_id) in n.commands:  # a licence's repeated command id: the first result again
+            return (*n.commands[licence, command_id], True)
         result = getattr(self, f"_{kind}")(n, licence, now, **f)
-        n.commands[command_id] = result
+        n.commands[licence, command_id] = result
         return (*result, False)
 
     def _reserve(self, n: Number, licence: str, now: int, store: str, order: str, carrier: str, ttl_s: int) -> tuple:
@@ -134,7 +135,9 @@ class Model:
     def _appeal(self, n: Number, licence: str, now: int, decision: str) -> tuple:
         if licence not in n.frozen and licence not in n.blacklist:
             return (False, "NOTHING_TO_APPEAL")
-        if decision == "approved":  # lifts this licence's freeze and blacklist entry, never a binding
+        if (
+            decision == "approved"
+        ):  # (pending and rejected lift nothing) lifts this licence's freeze and blacklist entry, never a binding
             n.frozen.pop(licence, None)
             n.blacklist.discard(licence)
         return (True, None)

@@ -94,7 +94,8 @@ def test_used_list_access_paging_and_csv():
         for n in ("C3", "A1", "B2")
     ]
     page = api.used_page(q, rows)
-    assert page.content_type == "text/csv" and page.headers == {"X-Next-After": "B2"}
+    assert page.content_type == "text/csv" and page.headers["X-Next-After"] == "B2"
+    assert page.headers["Content-Disposition"].startswith('attachment; filename="used-L1.csv"')
     assert [r["tracking_no"] for r in csv.DictReader(io.StringIO(page.body))] == ["A1", "B2"]
     last = api.used_page(api.UsedQuery("L1", "", 5, False), rows)
     assert last.body["next_after"] is None and len(last.body["items"]) == 3

@@ -6,6 +6,7 @@ import orjson
 
 from streams import native
 from streams import settings as settings_mod
+from streams.core.rules import scoped_id
 from streams.partitioning import murmur2, partition_for
 from streams.processor import GuardProcessor, InRecord, OutRecord
 
@@ -169,7 +170,7 @@ def test_a_decision_that_raises_is_that_records_dead_letter_and_the_batch_goes_o
     assert result.counts["internal_error"] == 1
     # The failed record left no trace in the state: the next event on the number binds it.
     written = result.state_writes[p][b"RR123456785CN"]
-    assert list(orjson.loads(written)["judged"]) == ["fine"]
+    assert list(orjson.loads(written)["judged"]) == [scoped_id("L1", "fine")]
 
 
 def test_a_command_that_raises_still_gets_exactly_one_result(monkeypatch):
@@ -306,7 +307,9 @@ def test_commands_are_decided_on_their_numbers_partition_and_see_the_batchs_earl
     assert result.counts == {"command_invalid": 2, "forwarded": 2, "command_ok": 2, "command_refused": 1}
     (written,) = result.state_writes[HOME].values()
     state = orjson.loads(written)
-    assert "reservation" not in state and list(state["commands"]) == ["c3", "c4", "c5"]
+    assert "reservation" not in state and list(state["commands"]) == [
+        scoped_id(lic, c) for lic, c in (("L1", "c3"), ("L2", "c4"), ("L1", "c5"))
+    ]
     # The same command again: its first result, and nothing to write.
     store[(HOME, NUMBER)] = written
     again = GuardProcessor(SETTINGS).process([rec(command("c3"), NUMBER, topic=T.commands, partition=HOME)], store.read)
@@ -325,19 +328,26 @@ def test_a_batchs_verdicts_answer_the_synchronous_submitters_waiting_for_them():
         hot = object.__new__(HotPath)
         hot.verdict_topics = frozenset(T.verdicts)
         e1, e1_again, e3, other = (loop.create_future() for _ in range(4))
-        hot.verdict_waiters = {"e1": [e1, e1_again], "e3": [e3], "elsewhere": [other]}
+        # (licence, event id): L2's waiter on the same event id is not answered with L1's verdict.
+        l2 = loop.create_future()
+        hot.verdict_waiters = {
+            ("L1", "e1"): [e1, e1_again],
+            ("L2", "e1"): [l2],
+            ("L1", "e3"): [e3],
+            ("L1", "elsewhere"): [other],
+        }
         bad = orjson.loads(event("e2"))
         bad["shipped_at"] = "yesterday"
         result = GuardProcessor(SETTINGS).process(
             [rec(event("e1"), b"RR123456785CN"), rec(orjson.dumps(bad), b"RR123456785CN", offset=1)], Store().read
         )
-        e2 = hot.verdict_waiters.setdefault("e2", [loop.create_future()])[0]
+        e2 = hot.verdict_waiters.setdefault(("L1", "e2"), [loop.create_future()])[0]
         result.produce.append(OutRecord(T.commands, b"RR123456785CN", event("e3")))  # e3, but not a verdict
         hot._answer_submitters(result)
         assert e1.result()["verdict"] == "accepted" and e1_again.result() == e1.result()
         assert e2.result()["verdict"] == "invalid"  # its dead letter
-        assert not e3.done() and not other.done()
-        assert set(hot.verdict_waiters) == {"e3", "elsewhere"}
+        assert not e3.done() and not other.done() and not l2.done()
+        assert set(hot.verdict_waiters) == {("L2", "e1"), ("L1", "e3"), ("L1", "elsewhere")}
 
     asyncio.run(run())
 

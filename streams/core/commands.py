@@ -16,14 +16,17 @@ import orjson
 from .carriers import CarrierBook
 from .events import Limits
 from .normalize import format_ms, is_clean_tracking, normalize_tracking
-from .rules import Policy, State
+from .rules import Policy, State, scoped_id
 
 KINDS = ("reserve", "release", "appeal")
 FIELDS = {
     "reserve": ("store_id", "order_id", "carrier_code", "ttl_s"),
     "release": ("order_id",),
-    "appeal": ("evidence_sha256", "evidence_ref", "decided_by", "decision"),
+    "appeal": ("evidence_sha256", "evidence_ref", "decision", "decided_by"),
 }
+# A licence files an appeal (`pending`, with its evidence); only the platform decides it
+# (`approved` / `rejected`: the admin token over HTTP, a platform principal on Kafka, docs/SECURITY.md).
+DECISIONS = ("pending", "approved", "rejected")
 MAX_TTL_S = 30 * 24 * 3600  # a pre-assignment longer than a month is a mistake, not a plan
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -44,6 +47,7 @@ class CommandRejection:
     command: str | None
     command_id: str | None
     tracking_no: str | None
+    license_id: str | None = None  # echoed when readable: a command id is the licence's (HTTP waiters)
 
 
 def _text(obj: dict[str, Any], name: str, limit: int) -> str | None:
@@ -58,8 +62,9 @@ def parse_command(raw: bytes | None, now_ms: int, carriers: CarrierBook, limits:
         obj = obj or {}
         kind = obj.get("command") if obj.get("command") in KINDS else None
         cid = _text(obj, "command_id", limits.max_field_chars)  # echoed: bounded like every field
+        lic = _text(obj, "license_id", limits.max_field_chars)
         return CommandRejection(
-            field if field in ("BAD_CHECK_DIGIT",) else f"INVALID_COMMAND:{field}", kind, cid, number
+            field if field in ("BAD_CHECK_DIGIT",) else f"INVALID_COMMAND:{field}", kind, cid, number, lic
         )
 
     if raw is None or len(raw) > limits.max_event_bytes:
@@ -90,8 +95,10 @@ def parse_command(raw: bytes | None, now_ms: int, carriers: CarrierBook, limits:
                 return reject(name, obj, number)
             value = value.lower()
         elif name == "decision":
-            if value not in ("approved", "rejected"):
+            if value not in DECISIONS:
                 return reject(name, obj, number)
+        elif name == "decided_by" and fields["decision"] == "pending" and value is None:
+            pass  # nobody has decided a pending appeal yet
         else:
             value = _text(obj, name, limits.max_field_chars)
             if value is None:
@@ -106,7 +113,7 @@ def parse_command(raw: bytes | None, now_ms: int, carriers: CarrierBook, limits:
 
 
 def rejection_result(rej: CommandRejection, now_ms: int) -> dict[str, Any]:
-    return {
+    out = {
         "command_id": rej.command_id,
         "command": rej.command,
         "tracking_no": rej.tracking_no,
@@ -115,6 +122,9 @@ def rejection_result(rej: CommandRejection, now_ms: int) -> dict[str, Any]:
         "decided_at": format_ms(now_ms),
         "replay": False,
     }
+    if rej.license_id is not None:
+        out["license_id"] = rej.license_id
+    return out
 
 
 def _result(cmd: Command, error: str | None, **extra: Any) -> dict[str, Any]:
@@ -133,7 +143,8 @@ def _result(cmd: Command, error: str | None, **extra: Any) -> dict[str, Any]:
 
 def apply_command(state: State | None, cmd: Command, policy: Policy) -> tuple[dict[str, Any], State]:
     state = state if state is not None else {}
-    seen = state.get("commands", {}).get(cmd.command_id)
+    key = scoped_id(cmd.license_id, cmd.command_id)  # a command id belongs to its licence
+    seen = state.get("commands", {}).get(key)
     if seen is not None:  # idempotency: the first result again, nothing changes
         return {**seen, "replay": True}, state  # keeps the first result's seq: its place in history
 
@@ -167,7 +178,7 @@ def apply_command(state: State | None, cmd: Command, policy: Policy) -> tuple[di
         else:
             new.pop("reservation", None)
             error = None
-    else:  # appeal: lifts this licence's freeze and blacklist entry; never touches the binding
+    else:  # appeal: an approved one lifts this licence's freeze and blacklist entry; never the binding
         frozen, blacklist = state.get("frozen", {}), state.get("blacklist", [])
         if cmd.license_id not in frozen and cmd.license_id not in blacklist:
             error = "NOTHING_TO_APPEAL"
@@ -193,7 +204,7 @@ def apply_command(state: State | None, cmd: Command, policy: Policy) -> tuple[di
     new["seq"] = state.get("seq", 0) + 1  # orders commands among the number's decisions (audit)
     result = _result(cmd, error, seq=new["seq"], **extra)
     commands = dict(state.get("commands", {}))
-    commands[cmd.command_id] = result
+    commands[key] = result
     while len(commands) > policy.max_judged:
         del commands[next(iter(commands))]
     new["commands"] = commands

@@ -79,22 +79,33 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def failure_of(verdict: dict[str, Any]) -> Failure | None:
-    """The failed shipment a verdict is, or None (accepted, invalid, not a verdict)."""
-    if verdict.get("verdict") not in (Verdict.DUPLICATE, Verdict.FROZEN):
+def failure_of(verdict: Any) -> Failure | None:
+    """The failed shipment a verdict is, or None: accepted, invalid, or no verdict of ours at all.
+
+    The verdict topics are read by more than the worker that writes them, and anyone with access
+    can write to them: a record that is not a readable failed verdict (a field missing or not
+    text, a `decided_at` that is no time) is None here, for the caller to count and skip, never an
+    exception that would stop a worker on every restart."""
+    if not isinstance(verdict, dict) or verdict.get("verdict") not in (Verdict.DUPLICATE, Verdict.FROZEN):
+        return None
+    return readable_failure([verdict.get(name) for name in Failure._fields])
+
+
+def readable_failure(values: Any) -> Failure | None:
+    """A `Failure` from its fields in order (a verdict's, or a failures-by-store record's JSON
+    array), or None when they are not all non-empty text with a readable `decided_at`."""
+    if not isinstance(values, list) or len(values) != len(Failure._fields):
+        return None
+    if not all(isinstance(v, str) and v for v in values):
+        return None
+    failure = Failure(*values)
+    if failure.verdict not in (Verdict.DUPLICATE, Verdict.FROZEN):
         return None
     try:
-        return Failure(
-            verdict["license_id"],
-            verdict["store_id"],
-            verdict["event_id"],
-            verdict["verdict"],
-            verdict["reason"],
-            verdict["tracking_no"],
-            verdict["decided_at"],
-        )
-    except KeyError:
+        month_of(failure.decided_at, "UTC")
+    except (ValueError, OverflowError):
         return None
+    return failure
 
 
 @lru_cache(maxsize=64)

@@ -32,6 +32,8 @@ from .queries import status
 from .rules import Binding, State, Use
 
 KINDS = ("erp_not_accepted", "accepted_not_in_erp", "differs", "erp_invalid")  # listed, in this order
+MAX_FINDINGS = 10_000  # findings listed in one report (the counts are always whole)
+_KIND_ORDER = {kind: i for i, kind in enumerate(KINDS)}
 COUNTED = (*KINDS, "matched", "outside_month")
 COLUMNS = (
     "kind",
@@ -69,13 +71,20 @@ class ErpRow(NamedTuple):
 class Report:
     findings: list[dict[str, Any]] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
+    unlisted: int = 0  # findings another worker found but did not list (its share was cut)
 
-    def as_dict(self, license_id: str, month: str | None) -> dict[str, Any]:
+    def as_dict(self, license_id: str, month: str | None, max_findings: int = MAX_FINDINGS) -> dict[str, Any]:
+        """The counts in full, the first `max_findings` findings in the report's order: a file of
+        junk rows must not answer with a finding per row (hundreds of MB). Each worker's share is
+        cut the same way, so the merged first findings are the same as if nothing had been cut."""
+        listed = sorted(self.findings, key=_finding_order)[:max_findings]
         return {
             "license_id": license_id,
             "month": month,
             "counts": {kind: self.counts.get(kind, 0) for kind in COUNTED},
-            "findings": self.findings,
+            "findings": listed,
+            "findings_total": len(self.findings) + self.unlisted,
+            "findings_truncated": len(self.findings) + self.unlisted > len(listed),
         }
 
 
@@ -152,9 +161,13 @@ def merge(reports: Iterable[Report]) -> Report:
     for r in reports:
         out.findings.extend(r.findings)
         out.counts.update(r.counts)
-    order = {kind: i for i, kind in enumerate(KINDS)}
-    out.findings.sort(key=lambda f: (order[f["kind"]], f["tracking_no"], f["line"] or 0))
+        out.unlisted += r.unlisted
+    out.findings.sort(key=_finding_order)
     return out
+
+
+def _finding_order(finding: dict[str, Any]) -> tuple[int, str, int]:
+    return (_KIND_ORDER[finding["kind"]], finding["tracking_no"], finding["line"] or 0)
 
 
 def _own_binding(state: State | None, license_id: str) -> Binding | None:

@@ -30,6 +30,15 @@ OTHER_LICENSE = "other-license"
 _NO_JUDGED: Final[dict[str, list[Any]]] = {}
 _NO_FROZEN: Final[dict[str, int]] = {}
 HOUR_MS = 3_600_000
+# Between a licence and its own idempotency key in `judged` / `commands`: a control character, which
+# no licence id holds (rule 1 refuses them), so (licence, id) pairs cannot collide.
+_ID_SEP: Final = "\x1f"
+
+
+def scoped_id(license_id: str, key: str) -> str:
+    """The key under which a licence's idempotency key (event_id, command_id) is remembered:
+    every such id belongs to its licence, so another licence re-sending it is a new submission."""
+    return license_id + _ID_SEP + key
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +99,9 @@ class State(TypedDict, total=False):
     reservation: Reservation  # a pre-assignment (reserve command), live while expires_ms > now
     frozen: dict[str, int]  # license -> frozen until (epoch ms)
     blacklist: list[str]  # licenses that had a duplicate on this number
-    judged: dict[str, list[Any]]  # event_id -> a Judged row, bounded (oldest dropped)
+    judged: dict[str, list[Any]]  # scoped_id(licence, event_id) -> a Judged row, bounded (oldest dropped)
     uses: list[list[Any]]  # Use rows, oldest first, bounded
-    commands: dict[str, dict[str, Any]]  # command_id -> its result (core.commands), bounded like `judged`
+    commands: dict[str, dict[str, Any]]  # scoped_id(licence, command_id) -> its result, bounded like `judged`
     appeals: list[dict[str, Any]]  # appeals decided on this number, oldest first, bounded
     seq: int  # decisions (and commands) that changed this state so far
 
@@ -150,7 +159,7 @@ def _record(
     judged = dict(state.get("judged", _NO_JUDGED))
     # Rows are written as plain lists in the field order of Judged / Use (read back through them):
     # building the named tuple first cost ~1 µs a decision (bench/decision_path.py).
-    judged[sub.event_id] = [
+    judged[scoped_id(sub.license_id, sub.event_id)] = [
         verdict["verdict"],
         verdict["code"],
         verdict["reason"],
@@ -195,8 +204,9 @@ def decide(state: State | None, sub: Submission, policy: Policy) -> tuple[dict[s
     now = sub.now_ms
     binding = state.get("binding")
 
-    # 2. An event id already judged for this number: the same verdict again, nothing changes.
-    row = state.get("judged", _NO_JUDGED).get(sub.event_id)
+    # 2. An event id this licence already had judged for this number: the same verdict again,
+    # nothing changes. Another licence's event id is its own: a new submission.
+    row = state.get("judged", _NO_JUDGED).get(scoped_id(sub.license_id, sub.event_id))
     if row is not None:
         seen = Judged(*row)
         again = _verdict(

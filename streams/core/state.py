@@ -1,6 +1,11 @@
 """The stored form of a number's state: versioned JSON, decoded and encoded in one place.
 
-Version 1 (until issue 15) had no version field; version 2 is the same document with `"v": 2`.
+Version 1 (until issue 15) had no version field; version 2 is the same document with `"v": 2`;
+version 3 (issue 29) keys `judged` and `commands` by (licence, id) (`rules.scoped_id`). Reading a
+v1/v2 state scopes its ids: a command result names its licence; a judged event id takes the licence
+of the one use with the same time, verdict and reason. An id whose licence cannot be told (its use
+aged out of the bounded `uses`, or two licences match) is dropped, and is decided again by rules
+3-8 like an id evicted by `policy.max_judged` (a true re-push is still `accepted`, rule 3).
 A state of an unknown (newer) version means a newer worker wrote it: deciding with it could
 silently misread it, so it is an error for the whole worker (`StateVersionError`), never one
 record's verdict.
@@ -12,9 +17,9 @@ from typing import Any
 
 import orjson
 
-from .rules import State
+from .rules import State, scoped_id
 
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 
 class StateVersionError(Exception):
@@ -26,8 +31,8 @@ def decode(raw: bytes) -> State:
     version = doc.pop("v", 1)
     if version == STATE_VERSION:
         return doc  # type: ignore[return-value]
-    if version == 1:
-        return _from_v1(doc)
+    if version in (1, 2):
+        return _scope_ids(doc)
     raise StateVersionError(
         f"a stored state has version {version!r}; this worker reads versions 1 to {STATE_VERSION}: "
         f"run the trackguard release that wrote it, or a newer one"
@@ -45,8 +50,26 @@ def encode(state: State) -> bytes:
     return _VERSION_PREFIX + orjson.dumps(state)[1:]
 
 
-def _from_v1(doc: dict[str, Any]) -> State:
-    """Version 1 had the same fields: only the version marker was missing."""
+def _scope_ids(doc: dict[str, Any]) -> State:
+    """Versions 1 and 2: the same fields (1 lacked the marker), ids not yet scoped (see above)."""
+    if doc.get("judged"):
+        # A Judged row is [verdict, code, reason, frozen_until, bound_to, decided_ms, seq]; a Use row
+        # is [licence, store, order, at_ms, verdict, reason].
+        licences: dict[tuple[Any, ...], set[str]] = {}
+        for use in doc.get("uses", ()):
+            licences.setdefault((use[3], use[4], use[5]), set()).add(use[0])
+        judged = {}
+        for event_id, row in doc["judged"].items():
+            found = licences.get((row[5], row[0], row[2]), set())
+            if len(found) == 1:
+                judged[scoped_id(next(iter(found)), event_id)] = row
+        doc["judged"] = judged
+    if doc.get("commands"):
+        doc["commands"] = {
+            scoped_id(result["license_id"], command_id): result
+            for command_id, result in doc["commands"].items()
+            if isinstance(result.get("license_id"), str)
+        }
     return doc  # type: ignore[return-value]
 
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from streams import settings as settings_mod
 from streams.core.commands import Command, CommandRejection, apply_command, parse_command, rejection_result
-from streams.core.rules import HOUR_MS, Policy, decide
+from streams.core.rules import HOUR_MS, Policy, decide, scoped_id
 
 from .test_rules import T0, sub
 
@@ -266,7 +266,7 @@ def test_ttl_is_one_second_to_thirty_days():
     assert parse_raw(orjson.dumps({**RESERVE, "ttl_s": month})).fields["ttl_s"] == month
     for ttl in (month + 1, -1, True, 1.5):
         rejected = parse_raw(orjson.dumps({**RESERVE, "ttl_s": ttl}))
-        assert rejected == CommandRejection("INVALID_COMMAND:ttl_s", "reserve", "r1", "RR123456785CN"), ttl
+        assert rejected == CommandRejection("INVALID_COMMAND:ttl_s", "reserve", "r1", "RR123456785CN", "L1"), ttl
 
 
 def test_tracking_numbers_are_checked_like_a_submissions():
@@ -274,23 +274,24 @@ def test_tracking_numbers_are_checked_like_a_submissions():
     assert parse_raw(orjson.dumps({**RELEASE, "tracking_no": "A" * limit})).tracking_no == "A" * limit
     for number in ("A" * (limit + 1), "RR12345678€CN", "- _ -"):
         rejected = parse_raw(orjson.dumps({**RELEASE, "tracking_no": number}))
-        assert rejected == CommandRejection("INVALID_COMMAND:tracking_no", "release", "c1", None), number
+        assert rejected == CommandRejection("INVALID_COMMAND:tracking_no", "release", "c1", None, "L1"), number
     # reserve checks the carrier's formats: a number that fits none is a bad tracking_no, not a bad digit
     unknown = parse_raw(orjson.dumps({**RESERVE, "tracking_no": "HELLO"}))
-    assert unknown == CommandRejection("INVALID_COMMAND:tracking_no", "reserve", "r1", "HELLO")
+    assert unknown == CommandRejection("INVALID_COMMAND:tracking_no", "reserve", "r1", "HELLO", "L1")
     bad_digit = parse_raw(orjson.dumps({**RESERVE, "tracking_no": "RR123456784CN"}))
-    assert bad_digit == CommandRejection("BAD_CHECK_DIGIT", "reserve", "r1", "RR123456784CN")
+    assert bad_digit == CommandRejection("BAD_CHECK_DIGIT", "reserve", "r1", "RR123456784CN", "L1")
 
 
 def test_every_rejected_field_is_named_and_the_command_echoed():
     for name in ("command_id", "license_id", "tracking_no"):
         rejected = parse_raw(orjson.dumps({k: v for k, v in RELEASE.items() if k != name}))
         cid = None if name == "command_id" else "c1"
-        assert rejected == CommandRejection(f"INVALID_COMMAND:{name}", "release", cid, None), name
+        lic = None if name == "license_id" else "L1"
+        assert rejected == CommandRejection(f"INVALID_COMMAND:{name}", "release", cid, None, lic), name
     for change in ({"evidence_sha256": "ab" * 31}, {"evidence_sha256": 5}, {"decision": "maybe"}, {"decision": None}):
         name = next(iter(change))
         rejected = parse_raw(orjson.dumps({**APPEAL, **change}))
-        assert rejected == CommandRejection(f"INVALID_COMMAND:{name}", "appeal", "a1", "RR123456785CN"), change
+        assert rejected == CommandRejection(f"INVALID_COMMAND:{name}", "appeal", "a1", "RR123456785CN", "L1"), change
 
 
 def test_a_rejection_result_is_the_spec_shape():
@@ -358,4 +359,40 @@ def test_remembered_command_results_are_bounded_oldest_first():
     state = None
     for i in range(3):
         _, state = apply_command(state, cmd("release", cid=f"c{i}"), small)
-    assert list(state["commands"]) == ["c1", "c2"] and state["seq"] == 3
+    assert list(state["commands"]) == [scoped_id("L1", "c1"), scoped_id("L1", "c2")] and state["seq"] == 3
+
+
+def test_a_command_id_belongs_to_its_licence():
+    """L2 re-using L1's command id gets a result of its own, not L1's result again."""
+    reserve = {"store_id": "S1", "order_id": "O1", "carrier_code": "CHINAPOST", "ttl_s": 60}
+    first, state = apply_command(None, cmd("reserve", cid="c1", **reserve), Policy())
+    other, state = apply_command(state, cmd("reserve", cid="c1", license_id="L2", **reserve), Policy())
+    assert first["ok"] and (other["ok"], other["error"], other["replay"]) == (False, "ALREADY_RESERVED", False)
+    again, same = apply_command(state, cmd("reserve", cid="c1", **reserve), Policy())
+    assert again["ok"] and again["replay"] and same is state
+
+
+def test_a_pending_appeal_is_recorded_and_lifts_nothing():
+    _, state = decide(None, sub(), Policy())
+    _, state = decide(state, sub(event_id="e2", order_id="O2"), Policy())
+    raw = orjson.dumps(
+        {
+            "command": "appeal",
+            "command_id": "a1",
+            "license_id": "L1",
+            "tracking_no": "RR123456785CN",
+            "evidence_sha256": "ab" * 32,
+            "evidence_ref": "T-1",
+            "decision": "pending",
+        }
+    )
+    parsed = parse_command(raw, T0, SETTINGS.carriers, SETTINGS.limits)
+    assert isinstance(parsed, Command) and parsed.fields["decided_by"] is None
+    result, new = apply_command(state, parsed, Policy())
+    assert result["ok"] and result["decision"] == "pending"
+    assert new["frozen"] == state["frozen"] and new["blacklist"] == ["L1"]
+    assert new["appeals"][-1]["decision"] == "pending"
+    # A decision names who decided it.
+    decided = orjson.loads(raw) | {"decision": "approved"}
+    rejection = parse_command(orjson.dumps(decided), T0, SETTINGS.carriers, SETTINGS.limits)
+    assert isinstance(rejection, CommandRejection) and rejection.error == "INVALID_COMMAND:decided_by"

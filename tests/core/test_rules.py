@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from streams.core.events import Submission
 from streams.core.normalize import fingerprint
-from streams.core.rules import HOUR_MS, OTHER_LICENSE, Policy, decide
+from streams.core.rules import HOUR_MS, OTHER_LICENSE, Policy, decide, scoped_id
 
 T0 = 1_790_000_000_000  # event time of the first submission (epoch ms)
 POLICY = Policy()
@@ -139,7 +139,7 @@ def test_memory_per_number_is_bounded():
     for i in range(20):
         _, state = decide(state, sub(event_id=f"e{i}", now_ms=T0 + i), policy)
     assert len(state["judged"]) == 4 and len(state["uses"]) == 3
-    assert list(state["judged"]) == ["e16", "e17", "e18", "e19"]
+    assert list(state["judged"]) == [scoped_id("L1", f"e{i}") for i in (16, 17, 18, 19)]
 
 
 def test_decide_never_mutates_its_input():
@@ -279,3 +279,18 @@ def test_the_uses_kept_for_the_diagnosis_are_the_newest_max_uses():
         for s in subs:
             _, state = decide(state, s, Policy(max_uses=max_uses))
         assert [u[2] for u in state["uses"]] == kept, max_uses
+
+
+def test_an_event_id_belongs_to_its_licence():
+    """Licence L2 re-sending L1's event id on L1's number is a new submission of L2's (a
+    duplicate), never L1's verdict replayed to L2 with L1's store and order in it."""
+    first, state = decide(None, sub(event_id="shared"), Policy())
+    assert first["bound_to"] == {"store_id": "S1", "order_id": "O1"}
+    other, state = decide(state, sub(event_id="shared", license_id="L2", store_id="S2", order_id="O2"), Policy())
+    assert (other["verdict"], other["reason"], other["replay"]) == ("duplicate", "USED_BY_OTHER_LICENSE", False)
+    assert other["bound_to"] == OTHER_LICENSE and other["license_id"] == "L2"
+    # Each licence's own id is still a replay for it.
+    again, same = decide(state, sub(event_id="shared", license_id="L2", store_id="S2", order_id="O2"), Policy())
+    assert again["replay"] and again["reason"] == "USED_BY_OTHER_LICENSE" and same is state
+    mine, same = decide(state, sub(event_id="shared"), Policy())
+    assert mine["replay"] and mine["reason"] == "FIRST_USE" and same is state
