@@ -756,6 +756,12 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+def page_patterns() -> frozenset[str]:
+    """The URL patterns the worker's web server registers for `ROUTES` (the commands share one
+    page, `/commands/{kind}`); streams.web serves these and nothing else."""
+    return frozenset("/commands/{kind}" if r.path.startswith("/commands/") else r.path for r in ROUTES)
+
+
 def openapi() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for r in ROUTES:

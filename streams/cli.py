@@ -586,7 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
     for kind, fields in (
         ("reserve", ("store_id", "order_id", "carrier_code")),
         ("release", ("order_id",)),
-        ("appeal", ("evidence_ref", "decided_by")),
+        ("appeal", ("evidence_ref",)),
     ):
         c = with_api(command(kind, help=f"{kind} a tracking number (HTTP API)"))
         c.set_defaults(func=cmd_command, command=kind)
@@ -599,7 +599,9 @@ def build_parser() -> argparse.ArgumentParser:
             c.add_argument("--ttl-s", type=int, required=True)
         if kind == "appeal":
             c.add_argument("--evidence", required=True, help="the evidence file; its SHA-256 is sent")
-            c.add_argument("--decision", choices=["approved", "rejected"], required=True)
+            # A licence files (pending, the default); the platform's admin token decides.
+            c.add_argument("--decision", choices=["pending", "approved", "rejected"], default="pending")
+            c.add_argument("--decided-by", dest="decided_by", help="who decided (admin token: with a decision)")
     return p
 
 

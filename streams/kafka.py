@@ -239,6 +239,7 @@ class VerdictCollector:
         self.topics = topics or list(settings.topics.verdicts)
         self.verdicts: list[dict] = []
         self.by_event: dict[str, list[dict]] = {}
+        self.foreign = 0  # records that are no JSON object, skipped
         self.first_ts_ms: int | None = None
         self.last_ts_ms: int | None = None
         self._cond = threading.Condition()
@@ -265,13 +266,20 @@ class VerdictCollector:
                     for m in msgs:
                         if m.error():
                             continue
-                        v = orjson.loads(m.value() or b"{}")
+                        try:
+                            v = orjson.loads(m.value() or b"{}")
+                        except orjson.JSONDecodeError:
+                            v = None
+                        if not isinstance(v, dict):  # none of ours: anyone may write the topic
+                            self.foreign += 1
+                            continue
                         v["_topic"] = m.topic()
                         ts = v["_ts"] = m.timestamp()[1]  # when the worker produced the verdict
                         self.first_ts_ms = ts if self.first_ts_ms is None else min(self.first_ts_ms, ts)
                         self.last_ts_ms = ts if self.last_ts_ms is None else max(self.last_ts_ms, ts)
                         self.verdicts.append(v)
-                        self.by_event.setdefault(v.get("event_id") or v.get("command_id"), []).append(v)
+                        named = v.get("event_id") or v.get("command_id")
+                        self.by_event.setdefault(named if isinstance(named, str) else "", []).append(v)
                     self._cond.notify_all()
         finally:
             c.close()

@@ -400,7 +400,7 @@ def command_result(answer: Mapping[str, Any], lang: str) -> Group:
         parts.append(Text(label("command.done", lang, command=command, number=number), style="green"))
         if answer.get("expires_at"):
             parts.append(Text(label("command.expires", lang, until=_time(answer["expires_at"]))))
-        if answer.get("decision") in ("approved", "rejected"):
+        if answer.get("decision") in ("pending", "approved", "rejected"):
             parts.append(Text(label(f"command.{answer['decision']}", lang)))
     else:
         error = answer.get("error") or ""

@@ -81,7 +81,7 @@ def guard_middleware(settings: Settings) -> Any:
     of `api.ROUTES` is not found (Faust's own pages are switched off in streams.app; this keeps
     anything else a library might mount from being served), and every answer says nosniff."""
     hosts = allowed_hosts(settings)
-    ours = frozenset(route.path for route in api.ROUTES)
+    ours = api.page_patterns()
 
     @aiohttp_web.middleware
     async def guard(request: Any, handler: Any) -> Any:

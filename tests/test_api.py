@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
@@ -18,7 +20,9 @@ from streams.api import Access, Caller, CheckPlan, CommandRequest, Forward, Repl
 from streams.core.events import Submission
 from streams.core.performance import Failure, PerformancePolicy, count, store_key
 from streams.core.queries import diagnose, status, used_entry
+from streams.core.reconcile import Report, merge
 from streams.core.rules import Policy, decide
+from streams.erp_import import RowContext, load_column_map
 
 LIMITS = settings_mod.load().limits
 NOW = 1_790_000_000_000
@@ -452,3 +456,99 @@ def test_a_used_list_with_partitions_unanswered_is_refused_not_cut_short():
     reply = api.used_page(api.UsedQuery("L1", "", 5, False), rows, missing=[3, 7])
     assert reply.status == 503 and "[3, 7]" in reply.body["error"]
     assert api.used_page(api.UsedQuery("L1", "", 5, False), rows, missing=[]).status == 200
+
+
+# --- issue 29: what a licence token, a forged header or a hostile file cannot do ----------------
+
+
+def test_a_forwarded_request_is_vouched_for_by_the_workers_key_never_a_callers_token():
+    access = Access({"L1": "one", "L2": "two"}, "root")
+    same_config = Access({"L2": "two", "L1": "one"}, "root")  # another worker of the deployment
+    headers = access.peer_headers(L1, "GET", "/tracking/RR1?x=1", 1_000)
+    assert "one" not in str(headers) and "Authorization" not in headers
+    assert same_config.peer_caller(headers, "GET", "/tracking/RR1?x=1", 1_010) == L1
+    assert same_config.peer_caller(access.peer_headers(ADMIN, "GET", "/reuse", 1_000), "GET", "/reuse", 1_000) == ADMIN
+    # Signed for one request only, for a minute, by a worker that knows every token.
+    assert same_config.peer_caller(headers, "GET", "/tracking/RR2?x=1", 1_010) is None
+    assert same_config.peer_caller(headers, "POST", "/tracking/RR1?x=1", 1_010) is None
+    assert same_config.peer_caller(headers, "GET", "/tracking/RR1?x=1", 1_000 + api.PEER_WINDOW_S + 1) is None
+    assert same_config.peer_caller({**headers, api.PEER_CALLER: "L2"}, "GET", "/tracking/RR1?x=1", 1_010) is None
+    holder_of_one = Access({"L1": "one"}, None)  # what licence L1 alone could compute
+    forged = holder_of_one.peer_headers(ADMIN, "GET", "/reuse", 1_000)
+    assert same_config.peer_caller(forged, "GET", "/reuse", 1_000) is None
+    assert holder_of_one.peer_caller(forged, "GET", "/reuse", 1_000) is None  # no admin there to vouch for
+    # A client that sets only the old routing header gets nothing from it: no signature, no peer.
+    assert access.peer_caller({"X-Trackguard-Routed": "1"}, "GET", "/tracking/RR1", 1_000) is None
+    # An explicit peer secret is the key, whatever the tokens.
+    a, b = Access({"L1": "one"}, "root", "s3cret"), Access({"L1": "other"}, "root2", "s3cret")
+    assert b.peer_caller(a.peer_headers(L1, "GET", "/whoami", 5), "GET", "/whoami", 5) == L1
+
+
+def test_a_licence_files_an_appeal_and_only_the_admin_decides_it():
+    backend = DictBackend()
+    body = {"tracking_no": "RR123456785CN", "evidence_sha256": "ab" * 32, "evidence_ref": "T-1"}
+    for decision in ("approved", "rejected"):
+        refused = api.command(backend, L1, "appeal", {**body, "decided_by": "me", "decision": decision}, False)
+        assert refused.status == 403 and "admin" in refused.body["error"]
+    filed = api.command(backend, L1, "appeal", {**body, "decided_by": "me"}, False)
+    assert isinstance(filed, api.CommandRequest)
+    assert filed.body["decision"] == "pending" and "decided_by" not in filed.body
+    decided = api.command(
+        backend, ADMIN, "appeal", {**body, "license_id": "L1", "decided_by": "ops", "decision": "approved"}, False
+    )
+    assert isinstance(decided, api.CommandRequest) and decided.body["decision"] == "approved"
+
+
+@pytest.mark.parametrize("cell", ['=HYPERLINK("http://x")', "+1", "-2+3", "@SUM(A1)", "\tx", "\rx"])
+def test_csv_exports_never_hand_a_spreadsheet_a_formula(cell):
+    q = api.UsedQuery("L1", "", 10, True)
+    row = {
+        "tracking_no": "RR1",
+        "carrier_code": cell,
+        "store_id": cell,
+        "order_id": cell,
+        "shipped_at": "t",
+        "fingerprint": "f",
+    }
+    page = api.used_page(q, [row])
+    (parsed,) = list(csv.DictReader(io.StringIO(page.body)))
+    assert parsed["store_id"] == "'" + cell and parsed["order_id"] == "'" + cell and parsed["tracking_no"] == "RR1"
+    assert page.headers["Content-Disposition"] == "attachment; filename=\"used-L1.csv\"; filename*=UTF-8''used-L1.csv"
+    assert api.csv_cell("plain") == "plain" and api.csv_cell(5) == 5
+
+
+def test_a_reconcile_body_is_bounded_and_its_rows_checked():
+    columns = load_column_map(settings_mod.load().import_columns)
+    ctx = RowContext(ZoneInfo("Asia/Shanghai"), "L1", "any")
+    bad_line = orjson.dumps({"rows": [{"line": "two", "tracking_no": "RR1"}]})
+    assert api.reconcile_body(bad_line, "application/json", "L1", columns, ctx).status == 400
+    too_many = orjson.dumps({"rows": [{}] * (api.MAX_RECONCILE_ROWS + 1)})
+    assert api.reconcile_body(too_many, "application/json", "L1", columns, ctx).status == 413
+    header = "tracking_no,carrier_code,shipped_at,store_id,order_id,license_id\n"
+    junk = (header + "x\n" * (api.MAX_RECONCILE_ROWS + 1)).encode()
+    assert api.reconcile_body(junk, "text/csv", "L1", columns, ctx).status == 413
+    # Another worker's share is read as carefully as a client's body: a 400, never a 500.
+    assert api.routed_rows(b'{"rows": [[1, "RR1", "CHINAPOST", 5, "S1", "O1"]]}')[0].tracking_no == "RR1"
+    for share in (
+        b'{"rows": [["1", "RR1", "CHINAPOST", 5, "S1", "O1"]]}',
+        b'{"rows": [[1, "RR1"]]}',
+        b'{"rows": 5}',
+        b"[]",
+        b"{",
+    ):
+        assert api.routed_rows(share).status == 400, share
+
+
+def test_a_reconciliation_lists_a_bounded_number_of_findings_and_counts_them_all():
+    from streams.core.reconcile import invalid_row
+
+    findings = [invalid_row(n, f"RR{n:06d}", "BAD_ROW", "junk") for n in range(25)]
+    mine, theirs = Report(findings[:15], Counter(erp_invalid=15)), Report(findings[15:], Counter(erp_invalid=10))
+    shares = [mine.as_dict("L1", None, max_findings=4), theirs.as_dict("L1", None, max_findings=4)]
+    assert [s["findings_total"] for s in shares] == [15, 10] and all(s["findings_truncated"] for s in shares)
+    merged = merge(
+        Report(s["findings"], Counter(s["counts"]), s["findings_total"] - len(s["findings"])) for s in shares
+    )
+    answer = merged.as_dict("L1", None, max_findings=4)
+    assert answer["counts"]["erp_invalid"] == 25 and answer["findings_total"] == 25
+    assert [f["line"] for f in answer["findings"]] == [0, 1, 2, 3]  # the same as from one uncut report

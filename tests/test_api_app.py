@@ -21,4 +21,4 @@ def test_the_openapi_document_is_the_routes_and_the_worker_serves_exactly_those(
     )
     served = {r.canonical for r in app.web.web_app.router.resources()}
     declared = {"/commands/{kind}" if r.path.startswith("/commands/") else r.path for r in api.ROUTES}
-    assert served == declared
+    assert served == declared == api.page_patterns()

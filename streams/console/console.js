@@ -358,7 +358,10 @@ async function reconcile() {
 
 function showCommandFields() {
   const kind = document.getElementById("cmd-kind").value;
-  for (const node of document.querySelectorAll("#cmd-form label[class]")) node.hidden = !node.classList.contains("for-" + kind);
+  // A licence files an appeal (pending); only the platform (the admin token) decides it.
+  for (const node of document.querySelectorAll("#cmd-form label[class]")) {
+    node.hidden = !node.classList.contains("for-" + kind) || (node.classList.contains("admin-only") && !state.who.admin);
+  }
 }
 
 async function hashEvidence() {
@@ -380,7 +383,8 @@ const COMMAND_FIELDS = {
 function drawCommand(out) {
   const word = t("cmd." + out.command);
   show("cmd-result", out.ok
-    ? el("p", { class: "ok", id: "cmd-outcome" }, t("cmd.ok", { command: word, number: out.tracking_no }))
+    ? el("div", { id: "cmd-outcome" }, el("p", { class: "ok" }, t("cmd.ok", { command: word, number: out.tracking_no })),
+        out.decision === "pending" ? el("p", { class: "explain" }, t("cmd.pending")) : null)
     : el("div", { id: "cmd-outcome" }, el("p", { class: "error" }, t("cmd.refused", { error: out.error })),
         explain(out.error) ? el("p", { class: "explain" }, explain(out.error).what, " ", explain(out.error).next) : null));
 }
@@ -390,6 +394,7 @@ async function sendCommand() {
   const body = { tracking_no: document.getElementById("cmd-no").value.trim() };
   if (state.who.admin) body.license_id = license();
   for (const [field, id] of Object.entries(COMMAND_FIELDS[kind])) {
+    if (kind === "appeal" && !state.who.admin && (field === "decided_by" || field === "decision")) continue;
     const v = document.getElementById(id).value.trim();
     body[field] = field === "ttl_s" ? Number(v) : v;
   }

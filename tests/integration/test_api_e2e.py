@@ -451,3 +451,156 @@ def test_cli_talks_to_the_api(cluster, capsys, tmp_path):
     assert statuses == ["reserved", "available"]
     assert main(["release", *url, "--tracking-no", number, "--order-id", "O2"]) == 1  # not the holder
     assert "NOT_HOLDER" in capsys.readouterr().out
+
+
+# --- issue 29: as an attacker with one licence's token, or none, would try -------------------
+
+
+def raw_get(port: int, path: str, host: str, headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    conn.putrequest("GET", path, skip_host=True)
+    conn.putheader("Host", host)
+    for k, v in (headers or {}).items():
+        conn.putheader(k, v)
+    conn.endheaders()
+    resp = conn.getresponse()
+    out = resp.status, dict(resp.getheaders()), resp.read()
+    conn.close()
+    return out
+
+
+def test_faust_pages_and_unexpected_hosts_are_not_served(cluster):
+    guard, ports = cluster
+    number = fresh_s10()
+    guard.verdict(guard.submit(tracking_no=number))
+    for path in (
+        f"/table/numbers/{number}/",
+        "/table/numbers/",
+        "/table/stores/",
+        "/router/",
+        "/router/numbers/",
+        "/graph/",
+        "/stats/",
+    ):
+        status, headers, body = call(ports[0], "GET", path, token=None)
+        assert status == 404 and b"L1" not in body and b"O1" not in body, (path, status, body[:200])
+        assert headers["X-Content-Type-Options"] == "nosniff"
+    # DNS rebinding: a page of evil.example, whose name now resolves to 127.0.0.1, asks the worker.
+    status, _, body = raw_get(
+        ports[0], f"/tracking/{number}", "evil.example:6066", {"Authorization": f"Bearer {TOKENS['L1']}"}
+    )
+    assert status == 421 and b"O1" not in body
+    status, headers, _ = raw_get(
+        ports[0], "/whoami", f"127.0.0.1:{ports[0]}", {"Authorization": f"Bearer {TOKENS['L1']}"}
+    )
+    assert status == 200 and headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_client_cannot_pose_as_a_worker(cluster):
+    guard, ports = cluster
+    number, asking = number_owned_by_the_other(ports)
+    guard.verdict(guard.submit(tracking_no=number))
+    # The old routing header from a client changes nothing: the request is still forwarded to the
+    # owner and answered in full.
+    status, headers, body = raw_get(
+        asking,
+        f"/tracking/{number}",
+        "127.0.0.1",
+        {"Authorization": f"Bearer {TOKENS['L1']}", "X-Trackguard-Routed": "1"},
+    )
+    assert status == 200 and not headers["X-Trackguard-Served-By"].endswith(f":{asking}")
+    assert json.loads(body)["binding"]["order_id"] == "O1"
+    # A forged peer credential (no worker key) is refused, with or without a token.
+    forged = {
+        "X-Trackguard-Peer-Caller": "",
+        "X-Trackguard-Peer-Time": str(int(time.time())),
+        "X-Trackguard-Peer": "00" * 32,
+    }
+    assert raw_get(asking, "/reuse", "127.0.0.1", forged)[0] == 401
+    assert raw_get(asking, "/reuse", "127.0.0.1", {**forged, "Authorization": f"Bearer {TOKENS['L2']}"})[0] == 401
+
+
+def test_another_licences_event_id_is_its_own_submission(cluster):
+    guard, ports = cluster
+    number = fresh_s10()
+    shared = f"shared-{number}"
+    mine = {
+        "event_id": shared,
+        "store_id": "S1",
+        "order_id": "O1",
+        "carrier_code": "CHINAPOST",
+        "tracking_no": number,
+        "shipped_at": "2026-11-20T08:00:00+08:00",
+    }
+    status, _, body = call(ports[0], "POST", "/shipments", body=mine)
+    assert status == 200 and json.loads(body)["results"][0]["reason"] == "FIRST_USE"
+    # Licence L2 re-sends L1's event id on L1's number: a new submission of L2's, never L1's
+    # verdict (with L1's store and order in it) replayed to L2.
+    theirs = {**mine, "store_id": "S2", "order_id": "O2"}
+    status, _, body = call(ports[1], "POST", "/shipments", TOKENS["L2"], body=theirs)
+    (verdict,) = json.loads(body)["results"]
+    assert status == 200 and (verdict["verdict"], verdict["reason"], verdict["replay"]) == (
+        "duplicate",
+        "USED_BY_OTHER_LICENSE",
+        False,
+    )
+    assert verdict["license_id"] == "L2" and verdict["bound_to"] == "other-license" and b"O1" not in body
+    # L1's own event id is still a replay for L1.
+    again = json.loads(call(ports[1], "POST", "/shipments", body=mine)[2])["results"][0]
+    assert again["replay"] and again["reason"] == "FIRST_USE" and again["license_id"] == "L1"
+
+
+def test_a_licence_files_an_appeal_and_cannot_decide_it(cluster):
+    guard, ports = cluster
+    number = fresh_s10()
+    guard.verdict(guard.submit(tracking_no=number))
+    guard.verdict(guard.submit(tracking_no=number, order_id="O2"))
+    appeal = {"tracking_no": number, "evidence_sha256": SHA, "evidence_ref": "t-1"}
+    status, _, body = call(
+        ports[0], "POST", "/commands/appeal", body={**appeal, "decided_by": "me", "decision": "approved"}
+    )
+    assert status == 403 and b"admin" in body
+    status, _, body = call(ports[0], "POST", "/commands/appeal", body=appeal)
+    assert status == 200 and json.loads(body)["decision"] == "pending"
+    assert json.loads(call(ports[1], "GET", f"/tracking/{number}")[2])["status"] == "frozen"
+    decided = {**appeal, "license_id": "L1", "decided_by": "ops", "decision": "approved"}
+    assert call(ports[1], "POST", "/commands/appeal", ADMIN, body=decided)[0] == 200
+    assert json.loads(call(ports[0], "GET", f"/tracking/{number}")[2])["status"] == "bound"
+
+
+def test_a_huge_reconcile_upload_is_bounded_and_leaves_other_requests_answered(cluster):
+    """250,000 junk rows: read off the event loop (another licence's requests are answered while
+    it runs), findings listed up to the bound and counted in full."""
+    import threading
+
+    _, ports = cluster
+    junk = ("tracking_no,carrier_code,shipped_at,store_id,order_id\n" + "x,y,not-a-time,s,o\n" * 250_000).encode()
+    answer: list = []
+
+    def upload() -> None:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{ports[0]}/licenses/L1/reconcile",
+            data=junk,
+            method="POST",
+            headers={"Authorization": f"Bearer {TOKENS['L1']}", "Content-Type": "text/csv"},
+        )
+        with urllib.request.urlopen(request, timeout=300) as r:
+            answer.append((r.status, json.loads(r.read())))
+
+    thread = threading.Thread(target=upload)
+    thread.start()
+    answered_meanwhile = 0
+    while thread.is_alive():
+        if call(ports[0], "GET", "/whoami", TOKENS["L2"])[0] == 200 and thread.is_alive():
+            answered_meanwhile += 1
+        time.sleep(0.05)
+    thread.join()
+    ((status, report),) = answer
+    # Every junk row is a finding; L1's numbers other tests bound, absent from this "ERP", are too.
+    listed_kinds = ("erp_not_accepted", "accepted_not_in_erp", "differs", "erp_invalid")
+    assert status == 200 and report["findings_truncated"]
+    assert report["findings_total"] == sum(report["counts"][k] for k in listed_kinds) >= 250_000
+    assert len(report["findings"]) == 10_000 and report["counts"]["erp_invalid"] == 250_000
+    assert answered_meanwhile >= 1, "no other request was answered while the upload was read"

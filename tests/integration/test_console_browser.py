@@ -212,9 +212,29 @@ def test_reserve_release_and_appeal_from_the_forms(site, browser, tmp_path):
     want = hashlib.sha256(evidence.read_bytes()).hexdigest()
     browser.wait(lambda: browser.value("cmd-evidence-sha") == want, "the evidence was not hashed in the browser")
     assert browser.value("cmd-evidence-ref") == "carrier-letter.pdf"
-    browser.type("cmd-decided-by", "ops-lead")
+    # A licence files the appeal; only the platform decides it (no decision fields for a licence).
+    assert not browser.displayed("cmd-decided-by") and not browser.displayed("cmd-decision")
     browser.click("cmd-btn")
-    browser.wait(lambda: f"Done: Appeal of {frozen}." in browser.text("cmd-result"), "the appeal was not done")
+    browser.wait(lambda: f"Done: Appeal of {frozen}." in browser.text("cmd-result"), "the appeal was not filed")
+    assert "the platform reviews the evidence" in browser.text("cmd-result")
+    assert browser.look_up(frozen) == "FROZEN"  # pending: nothing lifted yet
+    # The platform's reviewer approves it with the admin token.
+    body = {
+        "tracking_no": frozen,
+        "license_id": "L1",
+        "evidence_sha256": want,
+        "evidence_ref": "carrier-letter.pdf",
+        "decided_by": "ops-lead",
+        "decision": "approved",
+    }
+    request = urllib.request.Request(
+        f"{site[1]}/commands/appeal",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=20) as answer:
+        assert json.loads(answer.read())["ok"]
     assert browser.look_up(frozen) == "BOUND"  # freeze and blacklist lifted; still bound to O1
 
 

@@ -145,3 +145,61 @@ def test_penalty_and_downgrade_are_published_once_and_shown(guard):
     report = audit(guard.settings, idle_s=2.0)
     assert report.ok, report.render()
     assert report.counts["alerts_replayed"] >= 3
+
+
+def test_foreign_records_on_the_verdict_topics_are_counted_and_skipped(guard):
+    """Anyone who may write a verdict topic must not stop the workers (each restart would meet the
+    record again): the store-performance agents, the auditor and the readers skip and count it."""
+    topics = guard.settings.topics
+    foreign = [
+        b"not json at all",
+        b"[1, 2, 3]",
+        orjson.dumps(
+            {
+                "verdict": "duplicate",
+                "license_id": "L1",
+                "store_id": "S-x",
+                "event_id": "f1",
+                "reason": "USED_BY_LICENSE",
+                "tracking_no": "RR1",
+                "decided_at": "not-a-time",
+            }
+        ),
+        orjson.dumps(
+            {
+                "verdict": "frozen",
+                "license_id": 5,
+                "store_id": ["S"],
+                "event_id": None,
+                "reason": "X",
+                "tracking_no": "RR2",
+                "decided_at": "2025-10-01T00:00:00Z",
+            }
+        ),
+    ]
+    for value in foreign:
+        guard.publisher.send(value, key=b"RR1", topic=topics.duplicate)
+    guard.publisher.send(b'["too", "short"]', key=b"k", topic=guard.settings.stores_topic)
+    guard.publisher.flush()
+    # The worker goes on counting real failures behind them, and says what it skipped.
+    store = "S-after-foreign"
+    fail_in_store(guard, store, "2025-10-10T10:00:00+08:00", 3)
+    assert [(a["kind"], a["count"]) for a in alerts_of(guard, store, expect=1)] == [("LFR_PENALTY", 3)]
+    assert guard.worker.alive(), guard.worker.log_text()[-2000:]
+    deadline = time.monotonic() + 30
+    while True:
+        metrics = call(guard.worker.web_port, "GET", "/metrics", token=None)[2].decode()
+        skipped = {
+            line.split('topic="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith("trackguard_foreign_records_total{")
+        }
+        if (
+            skipped.get(topics.duplicate, 0) >= 4 and skipped.get(guard.settings.stores_topic, 0) >= 1
+        ) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert skipped[topics.duplicate] >= 4 and skipped[guard.settings.stores_topic] >= 1, metrics
+    assert "skipped a record that is no failed verdict" in guard.worker.log_text()
+    report = audit(guard.settings, idle_s=2.0)
+    assert report.counts["foreign_records"] >= 4 and report.ok, report.render()
