@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 
 import faust
@@ -18,16 +19,27 @@ from confluent_kafka import KafkaException
 from . import api, native, stores, web
 from .hotpath import die, install, tune_gc
 from .kafka import high_watermark_lags
-from .settings import NUMBERS_TABLE, Settings
+from .settings import NUMBERS_TABLE, KafkaSecurity, Settings
 from .store import PartitionStore
 from .transactions import choose_hot_path
 
 log = logging.getLogger("trackguard.app")
 
 
+def broker_credentials(security: KafkaSecurity) -> faust.types.auth.CredentialsT | None:
+    """The worker's Faust (aiokafka) clients authenticate as its confluent-kafka ones do."""
+    context = ssl.create_default_context(cafile=security.cafile or None) if security.tls else None
+    if security.sasl:
+        return faust.SASLCredentials(
+            username=security.username, password=security.password, mechanism=security.mechanism, ssl_context=context
+        )
+    return faust.SSLCredentials(context) if context else None
+
+
 def faust_settings(settings: Settings) -> dict:
     return {
         "broker": "kafka://" + settings.broker.replace(",", ";"),
+        "broker_credentials": broker_credentials(settings.kafka_security),
         "store": "rocksdb://",
         "datadir": str(settings.data_dir),
         "topic_partitions": settings.partitions,

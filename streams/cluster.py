@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -34,6 +35,8 @@ KAFKA_DIR = PROJECT_ROOT / "config" / "kafka"
 POM = KAFKA_DIR / "pom.xml"
 LOG_CONFIG = KAFKA_DIR / "log4j2.yaml"
 HOST = "127.0.0.1"
+SASL_MECHANISM = "SCRAM-SHA-512"
+SUPER_USER = "admin"  # a sasl cluster's nodes and its operator
 
 # Measured on 2 cores, 3 nodes: C1-only JIT (TieredStopAtLevel=1) made them ready in ~8 s instead of
 # ~12.5 s and produced 116k instead of 61k records/s (C2's compiler threads starve the other JVMs);
@@ -134,7 +137,12 @@ class KafkaCluster:
     """`nodes` combined broker+controller KRaft nodes, numbered 1..nodes (their node.id)."""
 
     def __init__(
-        self, nodes: int = 1, workdir: Path | None = None, heap: str = "384m", log_dir: Path | None = None
+        self,
+        nodes: int = 1,
+        workdir: Path | None = None,
+        heap: str = "384m",
+        log_dir: Path | None = None,
+        sasl: bool = False,
     ) -> None:
         if nodes < 1:
             raise ValueError("a cluster needs at least one node")
@@ -142,6 +150,11 @@ class KafkaCluster:
         self.heap = heap
         self._own_workdir = workdir is None
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="trackguard-kafka-"))
+        # sasl: clients authenticate with SCRAM-SHA-512 and the StandardAuthorizer allows only what
+        # an ACL grants (docs/SECURITY.md). The super user `admin` (the nodes' own principal) has a
+        # password kept in the workdir, so a cluster started again on it keeps its credentials.
+        self.sasl = sasl
+        self.admin_password = self._admin_password() if sasl else ""
         self.log_dir = Path(log_dir) if log_dir else self.workdir
         ports = _free_ports(2 * nodes)  # fixed for the cluster's life: the voters list names them
         self.broker_ports = dict(zip(self.ids, ports[:nodes]))
@@ -157,6 +170,24 @@ class KafkaCluster:
     @property
     def address(self) -> str:
         return ",".join(f"{HOST}:{self.broker_ports[i]}" for i in self.ids)
+
+    @property
+    def security_protocol(self) -> str:
+        return "SASL_PLAINTEXT" if self.sasl else "PLAINTEXT"
+
+    def client_config(self, **extra: object) -> dict:
+        """A confluent-kafka client of this cluster's operator (the super user when sasl)."""
+        auth = (
+            {
+                "security.protocol": "sasl_plaintext",
+                "sasl.mechanism": SASL_MECHANISM,
+                "sasl.username": SUPER_USER,
+                "sasl.password": self.admin_password,
+            }
+            if self.sasl
+            else {}
+        )
+        return {"bootstrap.servers": self.address, **auth, **extra}
 
     @property
     def pids(self) -> dict[int, int]:
@@ -227,7 +258,7 @@ class KafkaCluster:
         leader and all its replicas in sync: a node restarted after a crash serves at once but
         catches up later, and a cluster stopped before then comes back with partitions (say, of
         `__transaction_state`) that cannot move on."""
-        admin = AdminClient({"bootstrap.servers": self.address, "log_level": 0})
+        admin = AdminClient(self.client_config(log_level=0))
         deadline = time.monotonic() + timeout
         lagging: list[str] = []
         while time.monotonic() < deadline:
@@ -269,11 +300,16 @@ class KafkaCluster:
             "process.roles": "broker,controller",
             "node.id": i,
             "controller.quorum.voters": voters,
-            "listeners": (f"PLAINTEXT://{HOST}:{self.broker_ports[i]},CONTROLLER://{HOST}:{self.controller_ports[i]}"),
-            "advertised.listeners": f"PLAINTEXT://{HOST}:{self.broker_ports[i]}",
+            "listeners": (f"BROKER://{HOST}:{self.broker_ports[i]},CONTROLLER://{HOST}:{self.controller_ports[i]}"),
+            "advertised.listeners": f"BROKER://{HOST}:{self.broker_ports[i]}",
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": "BROKER",
+            "listener.security.protocol.map": (
+                "BROKER:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT"
+                if self.sasl
+                else "BROKER:PLAINTEXT,CONTROLLER:PLAINTEXT"
+            ),
+            **(self._sasl_properties() if self.sasl else {}),
             "log.dirs": self.node_dir(i) / "data",
             # a 2-core machine running several nodes: few threads, little heap
             "num.network.threads": 2,
@@ -300,6 +336,38 @@ class KafkaCluster:
             "share.coordinator.state.topic.min.isr": isr,
         }
         return "".join(f"{k}={v}\n" for k, v in props.items())
+
+    def _sasl_properties(self) -> dict[str, str]:
+        """Clients and brokers: SCRAM-SHA-512 (credentials in the cluster's metadata, the super
+        user's added at format time, KIP-900); controllers: PLAIN with the super user's password
+        in the JAAS line (KRaft cannot read SCRAM credentials before its metadata is loaded)."""
+        password = self.admin_password
+        return {
+            "sasl.enabled.mechanisms": SASL_MECHANISM,
+            "listener.name.broker.sasl.enabled.mechanisms": SASL_MECHANISM,
+            "listener.name.broker.scram-sha-512.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required "
+                f'username="{SUPER_USER}" password="{password}";'
+            ),
+            "sasl.mechanism.inter.broker.protocol": SASL_MECHANISM,
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config": (
+                "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                f'username="{SUPER_USER}" password="{password}" user_{SUPER_USER}="{password}";'
+            ),
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": f"User:{SUPER_USER}",
+            "allow.everyone.if.no.acl.found": "false",  # no ACL: refused
+        }
+
+    def _admin_password(self) -> str:
+        path = self.workdir / "admin.password"
+        if not path.exists():
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(18))
+            path.chmod(0o600)
+        return path.read_text().strip()
 
     def _java(self, main: str, *args: str | Path, heap: str | None = None) -> list[str]:
         heap = heap or self.heap
@@ -332,7 +400,20 @@ class KafkaCluster:
             conf.write_text(self._properties(i))  # ports are new on each KafkaCluster
             if not metas[i].exists():
                 procs[i] = subprocess.Popen(
-                    self._java("kafka.tools.StorageTool", "format", "-t", cid, "-c", conf, heap="128m"),
+                    self._java(
+                        "kafka.tools.StorageTool",
+                        "format",
+                        "-t",
+                        cid,
+                        "-c",
+                        conf,
+                        *(
+                            ["--add-scram", f"{SASL_MECHANISM}=[name={SUPER_USER},password={self.admin_password}]"]
+                            if self.sasl
+                            else []
+                        ),
+                        heap="128m",
+                    ),
                     stdout=subprocess.PIPE,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
@@ -363,7 +444,7 @@ class KafkaCluster:
         deadline = time.monotonic() + timeout
         admins = {
             i: AdminClient(
-                {"bootstrap.servers": f"{HOST}:{self.broker_ports[i]}", "log_level": 0}
+                self.client_config(**{"bootstrap.servers": f"{HOST}:{self.broker_ports[i]}", "log_level": 0})
             )  # refused connections are expected here
             for i in want
         }

@@ -68,17 +68,18 @@ FAUST_VERSIONS = ("0.15.3",)  # the faust-streaming releases this module was wri
 
 def producer_config(settings: Settings, **extra: Any) -> dict:
     """Producer settings shared by the worker and the CLI clients."""
-    return {
-        "bootstrap.servers": settings.broker,
-        "partitioner": "murmur2_random",  # the Java/aiokafka partitioner: same key, same partition
-        "linger.ms": 2,
-        "acks": "all",
-        "enable.idempotence": True,  # no duplicates from the producer's own retries
-        "delivery.timeout.ms": 30_000,  # a broker gone for 30 s is fatal, not a silent stall
-        "queue.buffering.max.messages": 1_000_000,
-        "log.connection.close": False,  # idle connections closed by the broker are not news
-        **extra,
-    }
+    return settings.client_config(
+        **{
+            "partitioner": "murmur2_random",  # the Java/aiokafka partitioner: same key, same partition
+            "linger.ms": 2,
+            "acks": "all",
+            "enable.idempotence": True,  # no duplicates from the producer's own retries
+            "delivery.timeout.ms": 30_000,  # a broker gone for 30 s is fatal, not a silent stall
+            "queue.buffering.max.messages": 1_000_000,
+            "log.connection.close": False,  # idle connections closed by the broker are not news
+            **extra,
+        }
+    )
 
 
 # Python's cyclic collector took 30% of the decision path (py-spy --native on
@@ -200,7 +201,7 @@ class HotPath:
             if markers
             else None
         )
-        self.admin = None if markers else AdminClient({"bootstrap.servers": settings.broker})
+        self.admin = None if markers else AdminClient(settings.client_config())
         self.totals: dict[str, int] = {}
         self.reasons: Counter = Counter()  # (verdict, reason, carrier) -> verdicts (streams.metrics)
         # Where a batch's time goes (seconds): deciding (CPU) and waiting for the broker's acks.
@@ -358,7 +359,7 @@ class HotPath:
 
     async def _persist_ends(self, isolation: IsolationLevel) -> None:
         if self.admin is None:
-            self.admin = AdminClient({"bootstrap.servers": self.settings.broker})
+            self.admin = AdminClient(self.settings.client_config())
         admin = self.admin
         if not self.unpersisted:
             return

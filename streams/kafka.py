@@ -18,7 +18,7 @@ class BrokerUnreachable(RuntimeError):
 
 def check_reachable(settings: Settings, timeout: float = 5.0) -> None:
     """Fail in seconds, not after librdkafka's 30 s retries, when nothing answers at `settings.broker`."""
-    admin = AdminClient({"bootstrap.servers": settings.broker, "log_level": 2})  # our own message, not its log
+    admin = AdminClient(settings.client_config(log_level=2))  # our own message, not its log
     try:
         admin.list_topics(timeout=timeout)
     except KafkaException:
@@ -47,7 +47,7 @@ def ensure_topics(settings: Settings, timeout: float = 15.0) -> None:
     The source, repartition and changelog topics must have the same partition count: a number's
     state lives on the partition its key hashes to in all of them.
     """
-    admin = AdminClient({"bootstrap.servers": settings.broker})
+    admin = AdminClient(settings.client_config())
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -85,12 +85,18 @@ def ensure_topics(settings: Settings, timeout: float = 15.0) -> None:
             ],
             operation_timeout=10,
         )
-        for future in futures.values():
+        not_ours: list[str] = []
+        for name, future in futures.items():
             try:
                 future.result()
             except KafkaException as exc:
-                if exc.args[0].code() != 36:  # TOPIC_ALREADY_EXISTS: another worker won the race
+                if exc.args[0].code() == 29:  # TOPIC_AUTHORIZATION_FAILED: the worker creates it (ACLs)
+                    not_ours.append(name)
+                elif exc.args[0].code() != 36:  # TOPIC_ALREADY_EXISTS: another worker won the race
                     raise
+        # A principal that may not describe a topic sees it missing and may not create it either
+        # (a submitter on a secure cluster sees only shipments.submitted): the worker's job, not its.
+        missing = [name for name in missing if name not in not_ours]
         # Created on the controller; wait until the metadata we are answered with holds them.
         deadline = time.monotonic() + timeout
         while not all(
@@ -106,7 +112,7 @@ def ensure_topics(settings: Settings, timeout: float = 15.0) -> None:
 def _probe_topic(settings: Settings, timeout: float) -> str:
     """A one-partition topic of the app's own for the start-up probes of the broker's behaviour."""
     topic = f"{settings.app_id}-watermark-probe"
-    admin = AdminClient({"bootstrap.servers": settings.broker})
+    admin = AdminClient(settings.client_config())
     if topic not in admin.list_topics(timeout=timeout).topics:
         futures = admin.create_topics([NewTopic(topic, 1, settings.replication)], operation_timeout=timeout)
         try:
@@ -126,9 +132,7 @@ def high_watermark_lags(settings: Settings, timeout: float = 10.0) -> bool:
     from confluent_kafka import Producer
 
     offsets: list[int | None] = []
-    producer = Producer(
-        {"bootstrap.servers": settings.broker, "linger.ms": 200, "acks": "all", "log.connection.close": False}
-    )
+    producer = Producer(settings.client_config(**{"linger.ms": 200, "acks": "all", "log.connection.close": False}))
     for _ in range(3):  # within linger.ms: one record batch
         producer.produce(
             topic,
@@ -176,7 +180,7 @@ def transactions_isolated(settings: Settings, producer: Any, timeout: float = 10
 
 def consumer(settings: Settings, group: str | None = None, **extra: Any) -> Consumer:
     config = {
-        "bootstrap.servers": settings.broker,
+        **settings.client_config(),
         "group.id": group or f"{settings.app_id}-reader-{time.time_ns()}",
         "auto.offset.reset": "earliest",
         "enable.auto.commit": group is not None,
@@ -246,8 +250,10 @@ class VerdictCollector:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="verdict-collector", daemon=True)
 
-    def start(self) -> VerdictCollector:
-        ensure_topics(self.settings)
+    def start(self, create_topics: bool = True) -> VerdictCollector:
+        """create_topics=False: a reader's principal on a secure cluster may not create them."""
+        if create_topics:
+            ensure_topics(self.settings)
         self._thread.start()
         return self
 

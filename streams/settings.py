@@ -14,7 +14,7 @@ import difflib
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -99,6 +99,46 @@ DECLARED: tuple[Setting, ...] = (
         int,
         10_000,
         "exactly_once: a dead worker's open transaction is aborted after this long (until then read_committed consumers wait)",
+    ),
+    Setting(
+        "kafka",
+        "security_protocol",
+        str,
+        "PLAINTEXT",
+        "PLAINTEXT, SASL_PLAINTEXT or SASL_SSL (SSL: TLS without SASL); every client the worker and the CLI open uses it",
+        "TRACKGUARD_KAFKA_SECURITY_PROTOCOL",
+    ),
+    Setting(
+        "kafka",
+        "sasl_mechanism",
+        str,
+        "SCRAM-SHA-512",
+        "SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN (SASL_* protocols only)",
+        "TRACKGUARD_KAFKA_SASL_MECHANISM",
+    ),
+    Setting(
+        "kafka",
+        "sasl_username",
+        str,
+        "",
+        "this process's Kafka principal (SASL_* protocols)",
+        "TRACKGUARD_KAFKA_USERNAME",
+    ),
+    Setting(
+        "kafka",
+        "sasl_password",
+        str,
+        "",
+        "its password (prefer the environment variable to the file)",
+        "TRACKGUARD_KAFKA_PASSWORD",
+    ),
+    Setting(
+        "kafka",
+        "ssl_cafile",
+        str,
+        "",
+        "PEM file of the CA that signed the brokers' certificates (SSL, SASL_SSL; empty: the system's)",
+        "TRACKGUARD_KAFKA_SSL_CAFILE",
     ),
     Setting("kafka", "session_timeout_s", float, 6.0, "consumer-group session; a join waits about half of it"),
     Setting("kafka", "heartbeat_interval_s", float, 0.5, "consumer-group heartbeat"),
@@ -269,6 +309,42 @@ for _s in DECLARED:
     _BY_SECTION.setdefault(_s.section, {})[_s.key] = _s
 
 
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL")
+SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How every Kafka client of ours authenticates: the worker's Faust consumer (aiokafka), its
+    confluent-kafka producers and admin clients, and the CLI's. Declared once here so that no
+    client can be left open when the cluster is not."""
+
+    protocol: str = "PLAINTEXT"
+    mechanism: str = "SCRAM-SHA-512"
+    username: str = ""
+    password: str = field(default="", repr=False)  # never in a log line or a traceback's repr
+    cafile: str = ""
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol.startswith("SASL_")
+
+    @property
+    def tls(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    def librdkafka(self) -> dict[str, str]:
+        """confluent-kafka's configuration keys for it (empty for PLAINTEXT: librdkafka's default)."""
+        if self.protocol == "PLAINTEXT":
+            return {}
+        config = {"security.protocol": self.protocol.lower()}
+        if self.sasl:
+            config |= {"sasl.mechanism": self.mechanism, "sasl.username": self.username, "sasl.password": self.password}
+        if self.tls and self.cafile:
+            config["ssl.ca.location"] = self.cafile
+        return config
+
+
 @dataclass(frozen=True)
 class Topics:
     submitted: str
@@ -330,6 +406,7 @@ class Settings:
     tokens: dict[str, str]  # licence -> API token; held hashed by streams.api.Access
     admin_token: str | None
     peer_secret: str | None = None
+    kafka_security: KafkaSecurity = KafkaSecurity()
     performance: PerformancePolicy = PerformancePolicy()
     import_timezone: str = "Asia/Shanghai"  # [import]: read by `trackguard import` only
     import_columns: Path | None = None
@@ -348,6 +425,10 @@ class Settings:
     def stores_topic(self) -> str:
         """Failed verdicts re-keyed by store, feeding the stores table (store performance)."""
         return f"{self.app_id}-failures-by-store"
+
+    def client_config(self, **extra: Any) -> dict[str, Any]:
+        """A confluent-kafka client's configuration: the brokers, how to authenticate, then `extra`."""
+        return {"bootstrap.servers": self.broker, **self.kafka_security.librdkafka(), **extra}
 
     @property
     def advertised_web_host(self) -> str:
@@ -443,6 +524,13 @@ def load(config_path: str | Path | None = None, env: Mapping[str, str] | None = 
             )
         },
         broker=normalize_broker(kafka["broker"]),
+        kafka_security=KafkaSecurity(
+            protocol=kafka["security_protocol"],
+            mechanism=kafka["sasl_mechanism"],
+            username=kafka["sasl_username"],
+            password=kafka["sasl_password"],
+            cafile=kafka["ssl_cafile"],
+        ),
         **section_values("processing"),
         **worker,
         topics=Topics(**section_values("topics")),
@@ -495,6 +583,20 @@ def _check(settings: Settings) -> None:
     if settings.changelog_markers not in ("auto", "always", "never"):
         raise SettingsError(
             f"[kafka] changelog_markers must be auto, always or never, not {settings.changelog_markers!r}"
+        )
+    security = settings.kafka_security
+    if security.protocol not in SECURITY_PROTOCOLS:
+        raise SettingsError(
+            f"[kafka] security_protocol must be one of {', '.join(SECURITY_PROTOCOLS)}, not {security.protocol!r}"
+        )
+    if security.mechanism not in SASL_MECHANISMS:
+        raise SettingsError(
+            f"[kafka] sasl_mechanism must be one of {', '.join(SASL_MECHANISMS)}, not {security.mechanism!r}"
+        )
+    if security.sasl and not (security.username and security.password):
+        raise SettingsError(
+            f"[kafka] security_protocol {security.protocol} needs sasl_username and sasl_password "
+            "(TRACKGUARD_KAFKA_USERNAME, TRACKGUARD_KAFKA_PASSWORD)"
         )
     if settings.guarantee not in GUARANTEES:
         raise SettingsError(

@@ -115,7 +115,7 @@ class TransactionalHotPath(HotPath):
         if not tps:
             return {}
         if self.admin is None:
-            self.admin = AdminClient({"bootstrap.servers": self.settings.broker})
+            self.admin = AdminClient(self.settings.client_config())
         admin = self.admin
         request = [ConsumerGroupTopicPartitions(group_id, [TopicPartition(tp.topic, tp.partition) for tp in tps])]
 

@@ -72,3 +72,38 @@ def test_the_web_bind_is_its_own_setting_not_inferred_from_the_broker():
     assert settings.web_bind == "127.0.0.1" and settings.advertised_web_host == "127.0.0.1"
     exposed = load(env={"TRACKGUARD_WEB_BIND": "0.0.0.0", "TRACKGUARD_WEB_HOST": "worker-1"})
     assert (exposed.web_bind, exposed.advertised_web_host) == ("0.0.0.0", "worker-1")
+
+
+def test_kafka_credentials_come_from_the_environment_reach_every_client_and_stay_out_of_reprs():
+    settings = load(
+        env={
+            "TRACKGUARD_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "TRACKGUARD_KAFKA_USERNAME": "trackguard-worker",
+            "TRACKGUARD_KAFKA_PASSWORD": "s3cret-pw",
+            "TRACKGUARD_KAFKA_SSL_CAFILE": "/etc/ca.pem",
+        }
+    )
+    assert settings.client_config(**{"linger.ms": 5}) == {
+        "bootstrap.servers": settings.broker,
+        "security.protocol": "sasl_ssl",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "trackguard-worker",
+        "sasl.password": "s3cret-pw",
+        "ssl.ca.location": "/etc/ca.pem",
+        "linger.ms": 5,
+    }
+    assert "s3cret-pw" not in repr(settings)
+    assert load().client_config() == {"bootstrap.servers": load().broker}  # PLAINTEXT: librdkafka's default
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"TRACKGUARD_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}, "needs sasl_username and sasl_password"),
+        ({"TRACKGUARD_KAFKA_SECURITY_PROTOCOL": "TLS"}, "security_protocol must be one of"),
+        ({"TRACKGUARD_KAFKA_SASL_MECHANISM": "GSSAPI"}, "sasl_mechanism must be one of"),
+    ],
+)
+def test_kafka_security_that_cannot_work_is_refused_at_start(env, says):
+    with pytest.raises(SettingsError, match=says):
+        load(env=env)

@@ -14,6 +14,7 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,13 @@ class Guard:
     one shared broker cannot see or disturb each other's records, and each passes alone.
     """
 
-    def __init__(self, broker: BrokerUnderTest, workdir: Path, **sections: dict) -> None:
+    def __init__(
+        self,
+        broker: BrokerUnderTest,
+        workdir: Path,
+        prepare: Callable[[settings_mod.Settings], None] | None = None,
+        **sections: dict,
+    ) -> None:
         self.broker = broker
         self.workdir = workdir
         self.app_id = f"tg-{uuid.uuid4().hex[:10]}"
@@ -97,6 +104,8 @@ class Guard:
             config[name] = {**config.get(name, {}), **values}
         self.config_path = write_config(workdir / "trackguard.toml", config)
         self.settings = settings_mod.load(self.config_path, data_dir=workdir / "data")
+        if prepare is not None:  # what must exist before the topics do (a secure cluster's ACLs)
+            prepare(self.settings)
         ensure_topics(self.settings)
         self.publisher = Publisher(self.settings)
         self.collector = VerdictCollector(
@@ -147,7 +156,7 @@ class Guard:
         from confluent_kafka import Producer
 
         placed: dict[int, tuple[int, int]] = {}
-        producer = Producer({"bootstrap.servers": self.settings.broker, "enable.idempotence": True})
+        producer = Producer(self.settings.client_config(**{"enable.idempotence": True}))
         for i, value in enumerate(values):
             producer.produce(
                 self.settings.topics.submitted,
