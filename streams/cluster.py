@@ -29,6 +29,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from .broker import stop_process
+from .settings import KafkaSecurity
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 KAFKA_DIR = PROJECT_ROOT / "config" / "kafka"
@@ -177,17 +178,12 @@ class KafkaCluster:
 
     def client_config(self, **extra: object) -> dict:
         """A confluent-kafka client of this cluster's operator (the super user when sasl)."""
-        auth = (
-            {
-                "security.protocol": "sasl_plaintext",
-                "sasl.mechanism": SASL_MECHANISM,
-                "sasl.username": SUPER_USER,
-                "sasl.password": self.admin_password,
-            }
+        security = (
+            KafkaSecurity(self.security_protocol, SASL_MECHANISM, SUPER_USER, self.admin_password)
             if self.sasl
-            else {}
+            else KafkaSecurity()
         )
-        return {"bootstrap.servers": self.address, **auth, **extra}
+        return {"bootstrap.servers": self.address, **security.librdkafka(), **extra}
 
     @property
     def pids(self) -> dict[int, int]:
