@@ -137,6 +137,9 @@ class Backend(Protocol):
 
     def read_store(self, key: bytes) -> StoreState | None: ...
 
+    def store_failures(self, license_id: str, store_id: str, month: str, limit: int) -> list[tuple[str, str]]:
+        """Up to `limit` (event id, number) failures counted for the store in the month."""
+
     def store_owner(self, key: bytes) -> Any | None:
         """The URL of the worker that owns the store's partition (stores table); None: this one."""
 
@@ -534,6 +537,9 @@ def reuse_reply(q: ReuseQuery, rows: list[dict[str, Any]], missing: list[int]) -
     return Reply(200, out)
 
 
+FAILURES_LISTED = 1000  # failures listed per month by GET /stores/{id}/performance (`failed` counts all)
+
+
 def performance(
     backend: Backend, caller: Caller, store_id: str, query: dict[str, str], routed: bool
 ) -> Reply | Forward:
@@ -549,7 +555,12 @@ def performance(
     url = None if routed else backend.store_owner(key)
     if url is not None:
         return Forward(url)
-    return Reply(200, view(backend.read_store(key), asked, store_id, backend.performance))
+    state = backend.read_store(key)
+    listed = {
+        month: backend.store_failures(asked, store_id, month, FAILURES_LISTED)
+        for month in (state or {}).get("months", {})
+    }
+    return Reply(200, view(state, asked, store_id, backend.performance, listed))
 
 
 @dataclass(frozen=True)

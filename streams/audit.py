@@ -27,7 +27,7 @@ import orjson
 
 from .core.commands import Command, apply_command, parse_command
 from .core.events import Rejection, Submission, parse_submission
-from .core.performance import Failure, PerformancePolicy, count, failure_of, month_of, store_key
+from .core.performance import PerformancePolicy, failure_of, fold, month_of, store_key
 from .core.rules import decide
 from .kafka import read_topics
 from .settings import Settings
@@ -234,19 +234,13 @@ def alerts_called_for(
 ) -> tuple[set[str], dict[tuple[bytes, str], set[str]]]:
     """The alert ids the failed verdicts call for (the pure core's count, per store), and each
     (store, month)'s failed event ids."""
-    failures: dict[bytes, list[Failure]] = defaultdict(list)
-    for verdict in verdicts:
-        failure = failure_of(verdict)
-        if failure is not None:
-            failures[store_key(failure.license_id, failure.store_id)].append(failure)
-    expected: set[str] = set()
+    failures = [f for f in (failure_of(v) for v in verdicts) if f is not None]
+    called, _ = fold(failures, policy)  # which alerts, unlike their event ids, does not depend on the order
+    expected = {a["alert_id"] for a in called}
     month_failures: dict[tuple[bytes, str], set[str]] = defaultdict(set)
-    for key, found in failures.items():
-        state = None
-        for failure in found:  # which alerts, unlike their event ids, does not depend on the order
-            called, state = count(state, failure, policy)
-            expected.update(a["alert_id"] for a in called)
-            month_failures[(key, month_of(failure.decided_at, policy.timezone))].add(failure.event_id)
+    for failure in failures:
+        key = store_key(failure.license_id, failure.store_id)
+        month_failures[(key, month_of(failure.decided_at, policy.timezone))].add(failure.event_id)
     return expected, month_failures
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import sys
 import time
@@ -23,6 +24,7 @@ from rich.console import Console, RenderableType
 from rich.text import Text
 
 from . import settings as settings_mod
+from . import stops
 from .core.events import REQUIRED
 from .i18n import LANGUAGES, language, t
 
@@ -135,9 +137,22 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from .app import create_app
 
     settings = _settings(args, broker=True)
+    stops.watch(settings.data_dir)
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
-    worker.execute_from_commandline()  # returns only via sys.exit
+    try:
+        worker.execute_from_commandline()  # returns only via sys.exit
+    except SystemExit as exc:
+        if exc.code in (0, None):
+            stops.clean()
+            raise
+        # Faust's own crash (its recovery, a service) ends in a trace and "We experienced a crash!":
+        # one line says what it was, and whether it is the same as at the last starts.
+        reason = stops.explain(worker.crash_reason) if worker.crash_reason else f"the worker exited with {exc.code}"
+        repeats = stops.fatal(reason)
+        loop = f" [crash loop: the same failure ended the last {repeats} starts]" if repeats > 1 else ""
+        logging.getLogger("trackguard.worker").critical("FATAL: %s%s", reason, loop)
+        raise SystemExit(stops.EX_WORKER_FAILED) from None
     return 0
 
 

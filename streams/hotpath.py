@@ -55,6 +55,7 @@ import orjson
 from confluent_kafka import IsolationLevel, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
+from . import stops
 from .core.deadletters import Source, dead_letter_key, produce_failed
 from .core.state import StateVersionError
 from .processor import BatchResult, GuardProcessor, InRecord
@@ -853,6 +854,9 @@ async def _ack_offsets(self: Any, tp: Any, offsets: list[int]) -> None:
 
 def die(message: str, exc: BaseException | None = None, *, trace: bool = False) -> None:
     """Stop the worker at once: safer than going on with state the topics no longer back."""
-    log.critical("FATAL: %s%s", message, f": {exc!r}" if exc else "", exc_info=exc if trace else None)
+    reason = f"{message}: {exc!r}" if exc else message
+    repeats = stops.fatal(reason)
+    loop = f" [crash loop: the same failure ended the last {repeats} starts]" if repeats > 1 else ""
+    log.critical("FATAL: %s%s", reason, loop, exc_info=exc if trace else None)
     logging.shutdown()
-    os._exit(70)
+    os._exit(stops.EX_WORKER_FAILED)

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, Info, gener
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from . import native
+from . import native, stops
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -99,6 +99,16 @@ class WorkerCollector(Collector):
             "partitions of the numbers table this worker owns",
             value=len(self.partitions()),
         )
+        last = stops.read(self.data_dir)
+        looping = GaugeMetricFamily(
+            "trackguard_consecutive_fatal_stops",
+            "starts of this worker in a row that ended in the same fatal failure, before this one (above 1: "
+            "a crash loop), with that failure; cleared by a clean stop",
+            labels=["reason"],
+        )
+        if last is not None:
+            looping.add_metric([last.reason], last.repeats)
+        yield looping
         yield GaugeMetricFamily(
             "trackguard_data_dir_bytes",
             "bytes in the worker's data directory (RocksDB)",

@@ -1,4 +1,5 @@
-"""The store seam: the one place that reaches the RocksDB partitions behind the numbers table.
+"""The store seam: the one place that reaches the RocksDB partitions behind a Faust table (the
+numbers table; the stores table's marks).
 
 Faust's `rocksdb://` store (rocksdict driver) keeps one RocksDB per table partition. trackguard
 reads and writes them directly, in batches, below the table's per-key API: the hot path (read,
@@ -69,6 +70,11 @@ class PartitionStore:
     def reused_numbers(self, partition: int, after: bytes = b"") -> Iterator[bytes]:
         """The numbers of this partition claimed by more than one licence, in order, past `after`."""
         return self._indexed(partition, REUSE_INDEX_PREFIX, after)
+
+    def keys_from(self, partition: int, prefix: bytes) -> Iterator[bytes]:
+        """Every key of the partition that starts with `prefix`, in key order (one range read)."""
+        for key in self._indexed(partition, prefix, b""):
+            yield prefix + key
 
     def _indexed(self, partition: int, prefix: bytes, after: bytes) -> Iterator[bytes]:
         start = prefix + after + b"\x00" if after else prefix  # just past `after` itself

@@ -3,7 +3,8 @@ table -> `stores.alerts`. The counting is streams/core/performance.py.
 
 Failures are few next to submissions, so this path uses Faust's own per-message agents and table
 (changelog, recovery, standbys) rather than the hot path. It is at least once in both processing
-guarantees: a failure delivered again is counted once (the state keeps the month's event ids),
+guarantees: a failure delivered again is counted once (each counted failure is remembered by its
+mark, a small key of its own beside the store's summary, read in one lookup),
 and an alert is published — and acknowledged by the broker — before the state that remembers it,
 so a crash in between re-sends it with the same `alert_id`, never loses it.
 """
@@ -20,10 +21,21 @@ from typing import Any
 import faust
 import orjson
 
-from .core.performance import StoreState, count, failure_of, readable_failure, store_key
+from .core.performance import (
+    StoreState,
+    count,
+    failure_of,
+    mark_of,
+    month_prefix,
+    outdated,
+    readable_failure,
+    store_key,
+    upgrade,
+)
 from .hotpath import die
 from .partitioning import partition_for
 from .settings import STORES_TABLE, Settings
+from .store import PartitionStore
 
 log = logging.getLogger("trackguard.stores")
 
@@ -37,6 +49,7 @@ def wire(app: faust.App, settings: Settings) -> Any:
     failed = app.topic(settings.topics.duplicate, settings.topics.frozen, key_type=bytes, value_type=bytes)
     by_store = app.topic(settings.stores_topic, key_type=bytes, value_type=bytes, partitions=settings.partitions)
     alerts = app.topic(settings.topics.alerts, key_type=bytes, value_type=bytes, partitions=settings.partitions)
+    marks_of = PartitionStore(stores)  # the marks: one lookup in the store's own partition
     alerts_published: Counter[str] = Counter()  # alert kind -> alerts this worker published (streams.metrics)
     app.trackguard_alerts_published = alerts_published  # type: ignore[attr-defined]
     foreign: Counter[str] = Counter()  # topic -> records skipped as unreadable (streams.metrics)
@@ -88,16 +101,32 @@ def wire(app: faust.App, settings: Settings) -> Any:
             if failure is None:
                 skip(event, "a record that is no failure")
                 continue
+            partition = event.message.partition
             raw = stores.get(key)
             state: StoreState | None = orjson.loads(raw) if raw is not None else None
-            published, new = count(state, failure, policy)
-            for alert in published:
-                sent = await alerts.send(key=key, value=orjson.dumps(alert), partition=event.message.partition)
+            if state is not None and outdated(state):  # written by a version that kept every id inside
+                state, marks = upgrade(state, policy)
+                for mark in marks:
+                    stores[mark] = b"-1"  # counted before any position the summary knows
+                stores[key] = orjson.dumps(state)
+            last = state.get("last", "").encode() if state is not None else b""
+            if last and marks_of.read(partition, last) is None:  # a crash kept it from being written
+                stores[last] = str(state.get("at", -1)).encode()  # type: ignore[union-attr]
+            mark_at = marks_of.read(partition, mark_of(failure, policy))
+            counted = count(state, failure, policy, event.message.offset, int(mark_at) if mark_at else None)
+            for alert in counted.alerts:
+                sent = await alerts.send(key=key, value=orjson.dumps(alert), partition=partition)
                 await sent  # acknowledged before the state that says it was sent
                 alerts_published[alert["kind"]] += 1
                 log.info("store alert %s (%d failures)", alert["alert_id"], alert["count"])
-            if new is not state:
-                stores[key] = orjson.dumps(new)
+            if counted.mark is not None:
+                stores[key] = orjson.dumps(counted.state)  # names the mark as `last`: written first
+                stores[counted.mark] = str(event.message.offset).encode()  # where it was counted
+            for month in counted.forget:  # a month out of those kept: its marks go, once
+                for old in list(
+                    marks_of.keys_from(partition, month_prefix(failure.license_id, failure.store_id, month))
+                ):
+                    del stores[old]
 
     return stores
 

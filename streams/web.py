@@ -14,6 +14,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
+from itertools import islice
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,7 +27,7 @@ from yarl import URL
 from . import api, console
 from .api import Access, Caller, Forward, Reply
 from .core import state as state_codec
-from .core.performance import StoreState
+from .core.performance import StoreState, marked, month_prefix, store_key
 from .core.queries import used_entry
 from .core.reconcile import ErpRow, Report, merge, reconcile
 from .core.reuse import reuse_entry
@@ -109,6 +110,7 @@ class WorkerBackend:
     def __init__(self, app: faust.App, settings: Settings, hot: HotPath, table: Any, stores: Any) -> None:
         self.app, self.settings, self.store, self.table, self.stores = app, settings, hot.store, table, stores
         self.limits, self.performance = settings.limits, settings.performance
+        self.store_marks = PartitionStore(stores)  # the failures each store's summary counted
 
     def read(self, key: bytes) -> State | None:
         raw = self.store.read(partition_for(key, self.settings.partitions), key)
@@ -120,6 +122,11 @@ class WorkerBackend:
     def read_store(self, key: bytes) -> StoreState | None:
         raw = self.stores.get(key)  # Faust's table: its RocksDB partitions on this worker
         return orjson.loads(raw) if raw is not None else None
+
+    def store_failures(self, license_id: str, store_id: str, month: str, limit: int) -> list[tuple[str, str]]:
+        partition = partition_for(store_key(license_id, store_id), self.settings.partitions)
+        prefix = month_prefix(license_id, store_id, month)
+        return [marked(key) for key in islice(self.store_marks.keys_from(partition, prefix), limit)]
 
     def store_owner(self, key: bytes) -> URL | None:
         return self._owner(self.stores.name, key)

@@ -18,7 +18,7 @@ from streams import api
 from streams import settings as settings_mod
 from streams.api import Access, Caller, CheckPlan, CommandRequest, Forward, Reply
 from streams.core.events import Submission
-from streams.core.performance import Failure, PerformancePolicy, count, store_key
+from streams.core.performance import Failure, PerformancePolicy, fold, store_key
 from streams.core.queries import diagnose, status, used_entry
 from streams.core.reconcile import Report, merge
 from streams.core.rules import Policy, decide
@@ -49,6 +49,9 @@ class DictBackend:
 
     def read_store(self, key: bytes):
         return self.stores.get(key)
+
+    def store_failures(self, license_id: str, store_id: str, month: str, limit: int):
+        return [("e-listed", "RR1")][:limit]
 
     def store_owner(self, key: bytes):
         return OTHER if key in self.stores_elsewhere else None
@@ -124,14 +127,11 @@ def test_commands_act_only_for_the_callers_licence_and_go_to_the_owner():
 
 def test_store_performance_access_and_routing():
     backend = DictBackend()
-    state = None
-    for i in range(3):
-        _, state = count(
-            state,
-            Failure("L1", "S1", f"e{i}", "duplicate", "USED_BY_LICENSE", "RR1", "2026-11-02T00:00:00Z"),
-            backend.performance,
-        )
-    backend.stores[store_key("L1", "S1")] = state
+    failures = [
+        Failure("L1", "S1", f"e{i}", "duplicate", "USED_BY_LICENSE", "RR1", "2026-11-02T00:00:00Z") for i in range(3)
+    ]
+    _, states = fold(failures, backend.performance)
+    backend.stores.update(states)
     shown = api.performance(backend, Caller("L1"), "S1", {}, routed=False)
     assert shown.status == 200 and [(m["month"], m["failed"], m["lfr_penalty"]) for m in shown.body["months"]] == [
         ("2026-11", 3, 0.5)

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from faust.types import TP
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams import native
+from streams import native, stops
 from streams.hotpath import HotPath
 from streams.metrics import Metrics
 from streams.processor import BatchResult
@@ -218,6 +218,7 @@ def test_the_grafana_dashboard_charts_every_metric_and_only_metrics_that_exist(t
     hot.reasons[("accepted", "FIRST_USE", "CHINAPOST")] = 1
     hot.restored["active"] = 1
     hot.app.trackguard_alerts_published["LFR_PENALTY"] = 1
+    (tmp_path / stops.FILE).write_text('{"reason": "broker lost", "repeats": 3, "at": 0}')
     metrics = Metrics(hot, list, tmp_path)
     metrics.http.labels("Tracking", "200").inc()
     family_of = {
@@ -246,6 +247,7 @@ def test_the_grafana_dashboard_charts_every_metric_and_only_metrics_that_exist(t
     assert exported - {family_of[name] for name in used} == set(), "metrics no panel charts"
     ids = [panel["id"] for panel in dashboard["panels"]]
     assert len(ids) == len(set(ids))
+    assert scrape(metrics)[("trackguard_consecutive_fatal_stops", (("reason", "broker lost"),))] == 3
 
 
 def test_the_build_of_the_decision_path_is_exported(tmp_path):

@@ -18,7 +18,7 @@ from rich.console import Console, RenderableType
 
 from streams import render
 from streams.core.events import Submission
-from streams.core.performance import Failure, PerformancePolicy, count, view
+from streams.core.performance import Failure, PerformancePolicy, fold, store_key, view
 from streams.core.queries import diagnose
 from streams.core.reconcile import ErpRow, invalid_row, reconcile
 from streams.core.reuse import report as reuse_report
@@ -150,11 +150,13 @@ def test_check_shows_each_status_and_what_to_do_about_it():
 
 def test_performance_shows_penalised_months_a_downgrade_and_the_alerts_explained():
     policy = PerformancePolicy()
-    state = None
-    for i, day in enumerate(["2026-10-02", "2026-10-03", "2026-10-04", "2026-11-02", "2026-11-03", "2026-11-04"]):
-        failure = Failure("L1", "S1", f"e{i}", "duplicate", "USED_BY_LICENSE", f"RR{i}", f"{day}T00:00:00Z")
-        _, state = count(state, failure, policy)
-    answer = view(state, "L1", "S1", policy)
+    days = ["2026-10-02", "2026-10-03", "2026-10-04", "2026-11-02", "2026-11-03", "2026-11-04"]
+    failures = [
+        Failure("L1", "S1", f"e{i}", "duplicate", "USED_BY_LICENSE", f"RR{i}", f"{day}T00:00:00Z")
+        for i, day in enumerate(days)
+    ]
+    _, states = fold(failures, policy)
+    answer = view(states[store_key("L1", "S1")], "L1", "S1", policy)
     assert answer["downgraded"]
     zh = shown(render.performance(answer, "zh"))
     assert "执照 L1 的店铺 S1" in zh and "USED_BY_LICENSE ×3" in zh

@@ -1,9 +1,11 @@
 """Store performance: failed shipments per store per calendar month, penalties and downgrades.
 
-Pure: `count(state, failure, policy) -> (alerts, new_state)` folds one failed verdict into a
-store's state; `view(state, policy)` is what `GET /stores/{id}/performance` shows. A store is
-(licence, store id). A failed shipment is a `duplicate` or `frozen` verdict, counted once per
-(event id, number) however often it is delivered: an event-id replay (rule 2) repeats a failure
+Pure: `count(state, failure, policy, at, mark_at) -> Counted` folds one failed verdict into a store's
+summary; `view(state, ...)` is what `GET /stores/{id}/performance` shows; `fold` counts a whole
+sequence in memory (the auditor's reference). A store is (licence, store id). A failed shipment is
+a `duplicate` or `frozen` verdict, counted once per (event id, number) however often it is
+delivered, by remembering each counted failure under its own small key (its mark) beside the
+store's summary, so that neither the summary nor the cost of a failure grows with the store: an event-id replay (rule 2) repeats a failure
 already counted, unless at least once lost its first announcement in a crash — then the replay is
 the only one there is, and it carries the original decision's time. Its month is the month of the verdict's
 `decided_at` (the submission's own time, never the wall clock) in the platform's time zone.
@@ -17,6 +19,8 @@ copy a crash between publishing and the changelog may re-send.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -55,17 +59,41 @@ class Failure(NamedTuple):
 
 
 class Month(TypedDict):
-    # [event id, tracking number] of the month's failures, in the order counted: an event id is
-    # unique per number only (rule 2), so two numbers' failures may share one.
-    ids: list[list[str]]
+    failed: int  # failures counted in the month
     reasons: dict[str, int]  # reason -> failures
+    # [event id, tracking number] of the month's first `failures_for_penalty` failures, in the
+    # order counted (the alerts name them): an event id is unique per number only (rule 2), so
+    # two numbers' failures may share one.
+    first: list[list[str]]
 
 
 class StoreState(TypedDict, total=False):
+    """A store's summary: the same size whatever its failures (the marks are apart, see `Counted`)."""
+
     license: str
     store: str
     months: dict[str, Month]  # "YYYY-MM" -> the month's failures
-    alerted: list[str]  # "YYYY-MM/KIND" of every alert emitted
+    alerted: list[str]  # "YYYY-MM/KIND" of every alert emitted in the months kept
+    # The mark of the failure counted last: the summary is written before that mark, so a crash
+    # between the two writes still knows the failure (and the shell writes the mark it missed).
+    last: str
+    # The position (the re-keyed topic's offset) of the failure counted last. A store's failures
+    # arrive in order on one partition, so one at or before it is a re-read, and a mark written
+    # after it (`mark_at` above it) belongs to a summary that a crash lost: not to be trusted.
+    at: int
+
+
+class Counted(NamedTuple):
+    """What counting one failure does to a store.
+
+    The store's summary is one small value; each failure counted is remembered apart, by its mark
+    (`mark_key`), so that a failure delivered again is recognised by one lookup and counting costs
+    the same at the first failure of a month and at the 200,000th."""
+
+    alerts: list[dict[str, Any]]  # alerts this failure triggers (usually none)
+    state: StoreState  # the new summary: the same object when the failure was not counted
+    mark: bytes | None  # the key to remember this failure by; None: not counted
+    forget: tuple[str, ...]  # months dropped from the summary, whose marks can go (`month_prefix`)
 
 
 def store_key(license_id: str, store_id: str) -> bytes:
@@ -73,6 +101,25 @@ def store_key(license_id: str, store_id: str) -> bytes:
 
     JSON, so that no licence or store id (which may hold any character) can make two stores one key."""
     return f'["{_escape(license_id)}","{_escape(store_id)}"]'.encode()
+
+
+def mark_key(failure: Failure, month: str) -> bytes:
+    """The key a counted failure is remembered by, beside its store's (same JSON, more members):
+    the store's marks of a month share the prefix `month_prefix`, so they are listed and dropped
+    by one range of keys."""
+    parts = (failure.license_id, failure.store_id, month, failure.event_id, failure.tracking_no)
+    return ("[" + ",".join(f'"{_escape(p)}"' for p in parts) + "]").encode()
+
+
+def month_prefix(license_id: str, store_id: str, month: str) -> bytes:
+    """The prefix of every mark of (store, month)."""
+    return f'["{_escape(license_id)}","{_escape(store_id)}","{month}",'.encode()
+
+
+def marked(key: bytes) -> tuple[str, str]:
+    """(event id, tracking number) of a mark's key."""
+    parts = json.loads(key)
+    return parts[3], parts[4]
 
 
 def _escape(text: str) -> str:
@@ -126,39 +173,54 @@ def _shift(month: str, by: int) -> str:
 
 
 def count(
-    state: StoreState | None, failure: Failure, policy: PerformancePolicy
-) -> tuple[list[dict[str, Any]], StoreState]:
-    """Count one failure; returns the alerts this failure triggers (usually none) and the new state.
+    state: StoreState | None, failure: Failure, policy: PerformancePolicy, at: int, mark_at: int | None
+) -> Counted:
+    """Count one failure into its store's summary.
 
-    Returns the same state object when nothing changed (an event id already counted, or a month
-    older than those kept), so the shell can skip the write.
-    """
+    `at`: the failure's position in the store's input (its offset on the re-keyed topic, which
+    only grows); `mark_at`: the position its mark (`mark_of`) was counted at, None without one.
+
+    Counted once however it comes again: a re-read after a crash (at or before the summary's
+    `at`), another copy later (a replay of its event id, a verdict published twice: its mark).
+    The summary and the marks are separate writes: after a crash, a mark may outlive the summary
+    that counted it (the changelog's tail replayed over it); such a mark is past the summary's
+    `at` and is not believed, so its failure is counted again, once, when it is re-read."""
     state = state if state is not None else {}
     month = month_of(failure.decided_at, policy.timezone)
     months = state.get("months", {})
-    known = months.get(month)
-    mark = [failure.event_id, failure.tracking_no]
-    if known is not None and mark in known["ids"]:
-        return [], state  # delivered again (a replay, a re-read after a crash): counted once
+    mark = mark_key(failure, month)
+    counted_up_to = state.get("at", -1)
+    seen = mark_at is not None and mark_at <= counted_up_to
+    if at <= counted_up_to or seen or state.get("last") == mark.decode():
+        return Counted([], state, None, ())  # delivered again: counted once
     if months and len(months) >= policy.keep_months and month < min(months):
-        return [], state  # older than every month kept: nothing to show it in
+        return Counted([], state, None, ())  # older than every month kept: nothing to show it in
+    known = months.get(month)
     reasons = dict(known["reasons"]) if known else {}
     reasons[failure.reason] = reasons.get(failure.reason, 0) + 1
-    entry: Month = {"ids": [*(known["ids"] if known else ()), mark], "reasons": reasons}
+    first = known["first"] if known else []
+    if len(first) < policy.failures_for_penalty:
+        first = [*first, [failure.event_id, failure.tracking_no]]
+    entry: Month = {"failed": (known["failed"] if known else 0) + 1, "reasons": reasons, "first": first}
     new_months = {**months, month: entry}
+    dropped = []
     while len(new_months) > policy.keep_months:
-        del new_months[min(new_months)]
+        oldest = min(new_months)
+        dropped.append(oldest)
+        del new_months[oldest]
     new: StoreState = {
         **state,
         "license": failure.license_id,
         "store": failure.store_id,
         "months": dict(sorted(new_months.items())),
+        "last": mark.decode(),
+        "at": at,
     }
-    alerted = state.get("alerted", [])
+    alerted = [a for a in state.get("alerted", []) if a[:7] not in dropped]
     alerts: list[dict[str, Any]] = []
-    if len(entry["ids"]) == policy.failures_for_penalty:
+    if entry["failed"] == policy.failures_for_penalty:
         alerts.append(_alert(new, month, AlertKind.LFR_PENALTY, policy))
-    if len(entry["ids"]) >= policy.failures_for_penalty:
+    if entry["failed"] >= policy.failures_for_penalty:
         # Every run of penalised months that this month completes, including one it closes a gap
         # in (verdicts of two months can arrive in any order): dated its last month.
         n = policy.months_for_downgrade
@@ -167,13 +229,63 @@ def count(
             if all(_penalised(new["months"].get(m), policy) for m in run):
                 alerts.append(_alert(new, last, AlertKind.SERVICE_DOWNGRADE, policy))
     alerts = [a for a in alerts if f"{a['month']}/{a['kind']}" not in alerted]
-    if alerts:
-        new["alerted"] = [*alerted, *(f"{a['month']}/{a['kind']}" for a in alerts)]
-    return alerts, new
+    alerted += [f"{a['month']}/{a['kind']}" for a in alerts]
+    if alerted or "alerted" in state:
+        new["alerted"] = alerted
+    return Counted(alerts, new, mark, tuple(dropped))
+
+
+def mark_of(failure: Failure, policy: PerformancePolicy) -> bytes:
+    """The key `count` remembers `failure` by once it is counted."""
+    return mark_key(failure, month_of(failure.decided_at, policy.timezone))
+
+
+def fold(
+    failures: Iterable[Failure], policy: PerformancePolicy
+) -> tuple[list[dict[str, Any]], dict[bytes, StoreState]]:
+    """Every failure counted into its store, as the worker does, in memory (each at its place in
+    the sequence): the alerts in the order they were called for and each store's summary. The
+    auditor's and the tests' reference."""
+    states: dict[bytes, StoreState] = {}
+    marks: dict[bytes, int] = {}
+    alerts: list[dict[str, Any]] = []
+    for at, failure in enumerate(failures):
+        key = store_key(failure.license_id, failure.store_id)
+        counted = count(states.get(key), failure, policy, at, marks.get(mark_of(failure, policy)))
+        states[key] = counted.state
+        alerts += counted.alerts
+        if counted.mark is not None:
+            marks[counted.mark] = at
+        for month in counted.forget:
+            prefix = month_prefix(failure.license_id, failure.store_id, month)
+            marks = {m: n for m, n in marks.items() if not m.startswith(prefix)}
+    return alerts, states
+
+
+def upgrade(state: Mapping[str, Any], policy: PerformancePolicy) -> tuple[StoreState, list[bytes]]:
+    """A summary written before the marks were apart (each month held every failure's
+    [event id, number] under "ids"): the summary of today and the marks of those failures, all
+    counted at position -1 (before any the summary will see)."""
+    months: dict[str, Month] = {}
+    marks = []
+    for month, old in state.get("months", {}).items():
+        ids = old.get("ids")
+        if ids is None:
+            months[month] = old
+            continue
+        months[month] = {"failed": len(ids), "reasons": old["reasons"], "first": ids[: policy.failures_for_penalty]}
+        for event_id, number in ids:
+            marks.append(mark_key(Failure(state["license"], state["store"], event_id, "", "", number, ""), month))
+    return {**state, "months": months, "at": -1}, marks  # type: ignore[typeddict-item]
+
+
+def outdated(state: Mapping[str, Any]) -> bool:
+    """Is this a summary of before the marks were apart (see `upgrade`)?"""
+    return any("ids" in m for m in state.get("months", {}).values())
 
 
 def _penalised(month: Month | None, policy: PerformancePolicy) -> bool:
-    return month is not None and len(month["ids"]) >= policy.failures_for_penalty
+    return month is not None and month["failed"] >= policy.failures_for_penalty
 
 
 def _alert(state: StoreState, month: str, kind: str, policy: PerformancePolicy) -> dict[str, Any]:
@@ -184,9 +296,9 @@ def _alert(state: StoreState, month: str, kind: str, policy: PerformancePolicy) 
         "store_id": state["store"],
         "month": month,
         "kind": kind,
-        "count": len(entry["ids"]),
+        "count": entry["failed"],
         # The failures that crossed the threshold (the first ones of the month).
-        "event_ids": [e for e, _ in entry["ids"][: policy.failures_for_penalty]],
+        "event_ids": [e for e, _ in entry["first"][: policy.failures_for_penalty]],
         "timezone": policy.timezone,
     }
     if kind == AlertKind.LFR_PENALTY:
@@ -194,27 +306,38 @@ def _alert(state: StoreState, month: str, kind: str, policy: PerformancePolicy) 
     else:
         out["months"] = [_shift(month, -k) for k in range(policy.months_for_downgrade - 1, -1, -1)]
         out["event_ids"] = [
-            e for m in out["months"] for e, _ in state["months"][m]["ids"][: policy.failures_for_penalty]
+            e for m in out["months"] for e, _ in state["months"][m]["first"][: policy.failures_for_penalty]
         ]
     return out
 
 
-def view(state: StoreState | None, license_id: str, store_id: str, policy: PerformancePolicy) -> dict[str, Any]:
-    """GET /stores/{id}/performance: every kept month, oldest first, with count, penalty, downgrade."""
+def view(
+    state: StoreState | None,
+    license_id: str,
+    store_id: str,
+    policy: PerformancePolicy,
+    listed: Mapping[str, list[tuple[str, str]]] | None = None,
+) -> dict[str, Any]:
+    """GET /stores/{id}/performance: every kept month, oldest first, with count, penalty, downgrade.
+
+    `listed`: month -> the (event id, number) failures to list (the shell reads them from the
+    marks, up to a limit); without it, a month lists the failures its summary keeps."""
     state = state or {}
     kept = state.get("months", {})
     months = []
     for month, entry in kept.items():
         penalised = _penalised(entry, policy)
         run = (kept.get(_shift(month, -k)) for k in range(policy.months_for_downgrade))
+        failures = listed[month] if listed is not None and month in listed else [(e, n) for e, n in entry["first"]]
         months.append(
             {
                 "month": month,
-                "failed": len(entry["ids"]),
+                "failed": entry["failed"],
                 "by_reason": dict(sorted(entry["reasons"].items())),
                 "lfr_penalty": policy.penalty if penalised else 0.0,
                 "service_downgrade": all(_penalised(m, policy) for m in run),
-                "failures": [{"event_id": e, "tracking_no": n} for e, n in entry["ids"]],
+                "failures": [{"event_id": e, "tracking_no": n} for e, n in failures],
+                "failures_listed": len(failures),
             }
         )
     return {
