@@ -115,7 +115,6 @@ def main() -> None:
                 )
                 sent_at[event_id] = time.time()
                 seq += 1
-            publisher.flush(0)
 
         send(1)
         deadline = time.time() + 120

@@ -358,29 +358,32 @@ class HotPath:
         restart re-reads a little more."""
         await self._persist_ends(IsolationLevel.READ_UNCOMMITTED)
 
-    async def _persist_ends(self, isolation: IsolationLevel) -> None:
+    async def _persist_ends(self, isolation: IsolationLevel, timeout_s: float = 10.0) -> bool:
+        """The changelog partitions' ends as the store's persisted offsets; False if they could
+        not be read (the next call tries again; recovery is correct meanwhile, only longer)."""
         if self.admin is None:
             self.admin = AdminClient(self.settings.client_config())
         admin = self.admin
         if not self.unpersisted:
-            return
+            return True
         partitions, self.unpersisted = self.unpersisted, set()
         topic = self.store.changelog_topic
         request = {TopicPartition(topic, p): OffsetSpec.latest() for p in partitions}
 
         def ends() -> dict[int, int]:
-            futures = admin.list_offsets(request, isolation_level=isolation, request_timeout=10)
+            futures = admin.list_offsets(request, isolation_level=isolation, request_timeout=timeout_s)
             return {tp.partition: future.result().offset for tp, future in futures.items()}
 
         try:
             found = await asyncio.get_running_loop().run_in_executor(None, ends)
-        except KafkaException as exc:  # the next call tries again; recovery is still correct meanwhile
+        except KafkaException as exc:
             log.warning("could not read the changelog's end offsets: %s", exc)
             self.unpersisted |= partitions
-            return
+            return False
         for partition, end in found.items():
             if end > 0:
                 self.store.set_persisted_offset(partition, end - 1)
+        return True
 
     def _send(self, produce: Any, rec: Any) -> None:
         # No partition given: librdkafka's murmur2 partitioner places it by key, as Kafka does.

@@ -32,6 +32,7 @@ import logging
 import socket
 import struct
 import time
+from collections import deque
 from typing import Any, NoReturn
 
 from confluent_kafka import (
@@ -77,7 +78,17 @@ def transactional_id(settings: Settings) -> str:
 class TransactionalHotPath(HotPath):
     transactional = True
     PERSIST_EVERY_S = 2.0
+    PERSIST_TIMEOUT_S, PERSIST_BACKOFF_S = 1.0, 30.0  # see `finish`
     STUCK_GRACE_S = 10.0  # past ACK_TIMEOUT_S, a commit that has not returned is stuck in librdkafka
+    # A commit takes milliseconds; while a Kafka node fails over it waits for the node's session to
+    # expire and a new leader (6 s on the project's cluster, 9 s by Kafka's default) and then
+    # returns. One that has not returned after STUCK_FLOOR_S, and after STUCK_FACTOR times the
+    # 90th percentile of the recent commits, is taken as stuck (see `_committed`). Not the slowest:
+    # measured, one commit slowed to 5.6 s by a failover set the next deadline to 56 s, and the
+    # stuck commit that followed it held every verdict that long.
+    STUCK_FLOOR_S = 8.0
+    SLOW_COMMIT_S = 1.0  # a commit that took longer is logged with where its time went
+    STUCK_FACTOR = 10.0
 
     def __init__(self, settings: Settings, store: PartitionStore) -> None:
         super().__init__(settings, store, markers=False)
@@ -86,6 +97,7 @@ class TransactionalHotPath(HotPath):
         self.persist_due = 0.0
         self.renewals: list[float] = []  # when the producer was last replaced after being fenced
         self.abandoned: list[Producer] = []  # producers stuck inside librdkafka (see _committed)
+        self.commit_seconds: deque[float] = deque(maxlen=200)  # how long the recent commits took
         # Commands from the HTTP API are publications, like a client's: outside any transaction.
         self.client_producer = Producer(
             producer_config(settings, **{"client.id": f"{settings.app_id}-api", "linger.ms": 0})
@@ -211,8 +223,12 @@ class TransactionalHotPath(HotPath):
                     del uncommitted[(partition, key)]
         self.unpersisted.update(result.state_writes)
         if self.unpersisted and time.monotonic() >= self.persist_due:
-            self.persist_due = time.monotonic() + self.PERSIST_EVERY_S
-            await self.persist_offsets()  # no transaction of ours is open: the ends are all committed
+            # Between transactions (none of ours is open: the ends are all committed), so the
+            # verdicts wait for it: bounded by PERSIST_TIMEOUT_S, and after a failure (a node
+            # failing over: measured, the read then held every verdict for its whole 10 s
+            # timeout) left alone for PERSIST_BACKOFF_S. Only a restart's replay grows meanwhile.
+            read = await self._persist_ends(IsolationLevel.READ_COMMITTED, self.PERSIST_TIMEOUT_S)
+            self.persist_due = time.monotonic() + (self.PERSIST_EVERY_S if read else self.PERSIST_BACKOFF_S)
         self._account(result, pending)
         return result
 
@@ -259,6 +275,13 @@ class TransactionalHotPath(HotPath):
             None, self.producer.init_transactions, self.settings.transaction_timeout_ms / 1000 + 20
         )
 
+    def stuck_after(self) -> float:
+        """Seconds after which a commit that has not returned is stuck: sized from the commits
+        measured, never below STUCK_FLOOR_S (a node's failover) nor above the delivery bound."""
+        recent = sorted(self.commit_seconds)
+        typical = recent[int(len(recent) * 0.9)] if recent else 0.0
+        return min(self.ACK_TIMEOUT_S + self.STUCK_GRACE_S, max(self.STUCK_FLOOR_S, self.STUCK_FACTOR * typical))
+
     async def _committed(self, loop: asyncio.AbstractEventLoop, offsets: dict, group: bytes) -> None:
         """`_commit` in a thread, abandoning the producer if librdkafka never returns.
 
@@ -272,15 +295,18 @@ class TransactionalHotPath(HotPath):
         again from the committed offsets."""
         producer = self.producer
         work = loop.run_in_executor(None, self._commit, producer, offsets, group)
+        limit = self.stuck_after()
+        started = time.monotonic()
         try:
-            await asyncio.wait_for(asyncio.shield(work), self.ACK_TIMEOUT_S + self.STUCK_GRACE_S)
+            await asyncio.wait_for(asyncio.shield(work), limit)
         except TimeoutError:
             self.abandoned.append(producer)
             work.add_done_callback(lambda f: f.cancelled() or f.exception())  # whatever it ends with, later
             raise _Fenced(
-                f"the transaction's commit did not return within {self.ACK_TIMEOUT_S + self.STUCK_GRACE_S:.0f} s "
+                f"the transaction's commit did not return within {limit:.1f} s "
                 "(librdkafka#5456/#5511: a lost group coordinator)"
             ) from None
+        self.commit_seconds.append(time.monotonic() - started)
 
     def _on_error(self, err: KafkaError) -> None:
         if err.code() not in _FENCED:  # fencing surfaces as the commit's exception: handled there
@@ -300,7 +326,9 @@ class TransactionalHotPath(HotPath):
             tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
             steps.append(lambda: producer.send_offsets_to_transaction(tps, group, left()))
         steps.append(lambda: producer.commit_transaction(left()))
+        took = []  # seconds per step: a slow commit says where it waited
         for step in steps:
+            started = time.monotonic()
             while True:
                 if producer is not self.producer:  # abandoned as stuck (see _committed): not ours to finish
                     raise _Fenced("abandoned")
@@ -316,6 +344,9 @@ class TransactionalHotPath(HotPath):
                     if err.code() in _FENCED:
                         raise _Fenced(err.str()) from None
                     raise FatalProducerError(f"the transaction could not commit: {err.name()}: {err.str()}") from None
+            took.append(time.monotonic() - started)
+        if sum(took) > self.SLOW_COMMIT_S:
+            log.warning("a slow commit: %s s (flush, offsets, commit)", " + ".join(f"{t:.2f}" for t in took))
         if self.failures:
             raise FatalProducerError(self.failures[0])
 

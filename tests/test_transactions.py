@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import sys
+import time
+from collections import deque
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -109,7 +111,9 @@ def test_a_commit_stuck_inside_librdkafka_abandons_its_producer(tmp_path):
 
     hot = object.__new__(TransactionalHotPath)
     hot.producer, hot.abandoned, hot.failures = StuckProducer(), [], []
-    hot.ACK_TIMEOUT_S, hot.STUCK_GRACE_S = 0.2, 0.1
+    hot.commit_seconds = deque([0.001, 0.003])  # commits measured so far: milliseconds
+    hot.ACK_TIMEOUT_S, hot.STUCK_GRACE_S, hot.STUCK_FLOOR_S = 5.0, 1.0, 0.3
+    assert hot.stuck_after() == 0.3  # sized from the floor, not from the 6 s delivery bound
     stuck = hot.producer
 
     async def run():
@@ -120,9 +124,26 @@ def test_a_commit_stuck_inside_librdkafka_abandons_its_producer(tmp_path):
         release.set()
         await asyncio.sleep(0.2)
 
+    started = time.monotonic()
     asyncio.run(run())
+    assert time.monotonic() - started < 3.0, "waited for the delivery bound, not the stuck deadline"
     assert hot.abandoned == [stuck]
     assert calls == ["flush", "send_offsets"]  # never committed on the abandoned producer
+
+
+def test_the_stuck_deadline_follows_the_commits_measured_between_its_floor_and_the_delivery_bound():
+    from streams.transactions import TransactionalHotPath
+
+    hot = object.__new__(TransactionalHotPath)
+    hot.commit_seconds = deque()
+    assert hot.stuck_after() == hot.STUCK_FLOOR_S == 8.0  # nothing measured yet
+    hot.commit_seconds.extend([0.02] * 95 + [5.6] * 5)  # a few slowed by a failover: not the measure
+    assert hot.stuck_after() == 8.0
+    hot.commit_seconds.clear()
+    hot.commit_seconds.extend([1.5] * 100)  # a cluster whose commits take 1.5 s: ten times that
+    assert hot.stuck_after() == 15.0
+    hot.commit_seconds.extend([30.0] * 100)
+    assert hot.stuck_after() == hot.ACK_TIMEOUT_S + hot.STUCK_GRACE_S == 70.0
 
 
 def test_an_abort_that_meets_a_bumped_epoch_or_a_fatal_error_renews_the_producer():
