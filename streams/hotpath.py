@@ -350,13 +350,13 @@ class HotPath:
             if not waiters:
                 return
 
-    async def persist_offsets(self) -> bool:
+    async def persist_offsets(self) -> None:
         """Without markers (Kafka): record each written changelog partition's end as the store's
         persisted offset, so a restart restores only what came after it. Safe at any moment: every
         record in the changelog was written to RocksDB before it was produced, and one worker
         writes a partition. Called from a timer, not per batch: a stale offset only means a
         restart re-reads a little more."""
-        return await self._persist_ends(IsolationLevel.READ_UNCOMMITTED)
+        await self._persist_ends(IsolationLevel.READ_UNCOMMITTED)
 
     async def _persist_ends(self, isolation: IsolationLevel, timeout_s: float = 10.0) -> bool:
         """The changelog partitions' ends as the store's persisted offsets; False if they could

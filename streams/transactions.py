@@ -227,7 +227,7 @@ class TransactionalHotPath(HotPath):
             # verdicts wait for it: bounded by PERSIST_TIMEOUT_S, and after a failure (a node
             # failing over: measured, the read then held every verdict for its whole 10 s
             # timeout) left alone for PERSIST_BACKOFF_S. Only a restart's replay grows meanwhile.
-            read = await self.persist_offsets()
+            read = await self._persist_ends(IsolationLevel.READ_COMMITTED, self.PERSIST_TIMEOUT_S)
             self.persist_due = time.monotonic() + (self.PERSIST_EVERY_S if read else self.PERSIST_BACKOFF_S)
         self._account(result, pending)
         return result
@@ -240,9 +240,8 @@ class TransactionalHotPath(HotPath):
         await self._renew_producer(str(exc))
         raise BatchAborted(f"fenced: {exc}") from None
 
-    async def persist_offsets(self) -> bool:
-        """Read committed, between transactions, within PERSIST_TIMEOUT_S (see `finish`)."""
-        return await self._persist_ends(IsolationLevel.READ_COMMITTED, self.PERSIST_TIMEOUT_S)
+    async def persist_offsets(self) -> None:
+        await self._persist_ends(IsolationLevel.READ_COMMITTED)
 
     def _produce_batch(self, result: BatchResult, skip: set) -> None:
         produce = self.producer.produce
