@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import time
+import urllib.error
 import urllib.request
 import uuid
 
@@ -68,6 +69,18 @@ def guard(cluster, tmp_path_factory):
     )
     # The worker reads its password from the environment (the file's is what this process uses).
     g.start_worker(env={"TRACKGUARD_KAFKA_PASSWORD": PASSWORDS[WORKER], "TRACKGUARD_TOKENS": f"L1={TOKEN}"})
+    # Its web server answering before any test calls it: in a shuffled run the HTTP test came
+    # first once and met a worker still starting (connection refused).
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{g.worker.web_port}/live", timeout=5).close()
+            break
+        except urllib.error.HTTPError:
+            break  # it answered
+        except OSError:
+            assert time.monotonic() < deadline, g.worker.log_text()[-3000:]
+            time.sleep(0.5)
     yield g
     g.close()
 
